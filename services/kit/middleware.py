@@ -1,0 +1,149 @@
+"""Pure ASGI middleware: request IDs, body-size limit, request metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.kit.context import REQUEST_ID_HEADER, new_request_id, request_id_var
+from services.kit.errors import error_body
+from services.kit.metrics import HttpMetrics
+
+_RID_HEADER = REQUEST_ID_HEADER.lower().encode()
+# Probes and scrapes are high-rate noise; they are still served, just not counted per route.
+_UNMETERED = {"/metrics"}
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _valid_rid(raw: bytes) -> str | None:
+    # Accept a caller's ID only if it is short and printable, so it cannot forge log lines.
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if 0 < len(text) <= 128 and all(c.isalnum() or c in "-_.:" for c in text):
+        return text
+    return None
+
+
+class ServiceMiddleware:
+    """Attach a request ID, enforce the body limit and record metrics for each request."""
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection scope."""
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        rid = None
+        content_length: int | None = None
+        for name, value in scope.get("headers", []):
+            if name == _RID_HEADER:
+                rid = _valid_rid(value)
+            elif name == b"content-length":
+                try:
+                    content_length = int(value)
+                except ValueError:
+                    content_length = None
+        rid = rid or new_request_id()
+        token = request_id_var.set(rid)
+        scope.setdefault("state", {})["request_id"] = rid
+        try:
+            if scope["type"] == "websocket":
+                await self.app(scope, receive, send)
+                return
+            await self._http(scope, receive, send, rid, content_length)
+        finally:
+            request_id_var.reset(token)
+
+    async def _http(
+        self, scope: Scope, receive: Receive, send: Send, rid: str, content_length: int | None
+    ) -> None:
+        start = time.perf_counter()
+        status_holder = {"status": 500, "started": False}
+        limit = self.max_body_bytes
+        received = 0
+        too_large = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    too_large = True
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                if too_large:
+                    return  # the 413 below replaces whatever the app tried to answer
+                status_holder["status"] = message["status"]
+                status_holder["started"] = True
+                headers = list(message.get("headers", []))
+                headers.append((_RID_HEADER, rid.encode()))
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and too_large:
+                return
+            await send(message)
+
+        try:
+            if content_length is not None and content_length > limit:
+                too_large = True
+            else:
+                try:
+                    await self.app(scope, limited_receive, tracking_send)
+                except _BodyTooLarge:
+                    too_large = True
+            if too_large and not status_holder["started"]:
+                await self._send_413(send, rid, limit)
+                status_holder["status"] = 413
+        finally:
+            route = _route_of(scope)
+            if route not in _UNMETERED:
+                self.metrics.observe(
+                    route, scope.get("method", "GET"), int(status_holder["status"]),
+                    time.perf_counter() - start,
+                )
+
+    @staticmethod
+    async def _send_413(send: Send, rid: str, limit: int) -> None:
+        body = json.dumps(
+            error_body(
+                f"request body exceeds the limit of {limit} bytes",
+                "request_too_large",
+                None,
+                "body_too_large",
+            )
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (_RID_HEADER, rid.encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _route_of(scope: Scope) -> str:
+    # The route template (not the raw path) keeps label cardinality bounded.
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"

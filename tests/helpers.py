@@ -1,0 +1,114 @@
+"""Test helpers shared by every service's tests: real servers, generated speech, WER."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / ".models"
+PIPER_VOICE = MODELS / "piper" / "en_US-joe-medium.onnx"
+WHISPER_BASE = MODELS / "whisper-base"
+WHISPER_TINY_EN = MODELS / "whisper-tiny.en"
+SMOLLM2_GGUF = MODELS / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def run_server(app: object, *, ready_path: str | None = "/health/ready", timeout: float = 120.0,
+               port: int | None = None) -> Iterator[str]:
+    """Serve an ASGI app with a real uvicorn on a free port; yield its base URL."""
+    import uvicorn
+
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
+                            lifespan="on")  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    path = ready_path or "/health/live"
+    last = ""
+    while True:
+        try:
+            r = httpx.get(base + path, timeout=2)
+            if r.status_code == 200:
+                break
+            last = r.text
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            raise RuntimeError(f"server at {base} not ready: {last}")
+        time.sleep(0.05)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@functools.lru_cache(maxsize=1)
+def _piper_voice() -> object:
+    from piper import PiperVoice
+
+    return PiperVoice.load(str(PIPER_VOICE))
+
+
+def synth_speech(text: str, rate: int | None = 16000) -> tuple[np.ndarray, int]:
+    """Speak `text` with the PyPI-shipped Piper voice; float32 mono at `rate` (or native)."""
+    from services.kit.audio import resample
+
+    voice = _piper_voice()
+    chunks = list(voice.synthesize(text))  # type: ignore[attr-defined]
+    audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+    native = int(chunks[0].sample_rate)
+    if rate and rate != native:
+        return resample(audio, native, rate), rate
+    return audio, native
+
+
+def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    """Encode float mono samples as a PCM16 WAV."""
+    from services.kit.audio import encode_wav
+
+    return encode_wav(samples, rate)
+
+
+def add_noise(clean: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
+    """Add seeded white noise at the given SNR."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal(len(clean)).astype(np.float32)
+    p_sig = float(np.mean(clean**2)) + 1e-12
+    p_noise = p_sig / (10 ** (snr_db / 10))
+    return (clean + noise * np.sqrt(p_noise)).astype(np.float32)
+
+
+def normalize_text(text: str) -> str:
+    """Lower-case, drop punctuation, collapse spaces: the WER convention used in tests."""
+    text = text.lower().replace("-", " ")
+    text = re.sub(r"[^a-z0-9' ]+", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate after normalisation."""
+    import jiwer
+
+    return float(jiwer.wer(normalize_text(reference), normalize_text(hypothesis)))
