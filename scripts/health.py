@@ -1,0 +1,32 @@
+"""Print live/ready status of every compose service on its host port."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+from scripts.run_local import ROOT, _health_path, _ports, probe
+
+
+def main() -> int:
+    """Probe each service; exit 1 if any is not ready."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    bad = 0
+    for name, svc in services.items():
+        _, host = _ports(svc)
+        if host is None:
+            continue
+        path = "/-/ready" if name == "prometheus" else _health_path(svc)
+        status, body = probe(f"http://127.0.0.1:{host}{path}")
+        ok = status == 200
+        bad += not ok
+        detail = "" if ok else f"  {body[:120]}"
+        print(f"{name:22s} :{host:<5d} {'ready' if ok else (status or 'down')}{detail}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.exit(main())

@@ -1,0 +1,431 @@
+"""Run the mesh as local processes, from docker-compose.yml, without Docker.
+
+docker-compose.yml stays the single source of truth: each service's command, environment,
+env files, ports and healthcheck come from it. In-network URLs (http://stt:9000) are
+rewritten to 127.0.0.1 and the host ports; `.env.local` selects models that PyPI packages
+carry. Services whose package does not exist yet are reported, not faked.
+
+    python scripts/run_local.py                 # run until Ctrl-C
+    python scripts/run_local.py --only stt,llm-flan --exit-when-ready
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # services are looked up the way `python -m` in ROOT finds them
+    sys.path.insert(0, str(ROOT))
+COLORS = ["36", "32", "33", "35", "34", "91", "92", "93", "94", "95", "96"]
+
+
+@dataclass
+class ServiceSpec:
+    """What the runner needs to know about one compose service."""
+
+    name: str
+    module: str | None
+    internal_port: int | None
+    host_port: int | None
+    env: dict[str, str]
+    health_path: str
+    depends_on: list[str]
+    profiles: list[str]
+    image: str | None
+
+
+@dataclass
+class Running:
+    """A started service process and what we know of its state."""
+
+    spec: ServiceSpec
+    proc: subprocess.Popen[bytes]
+    started: float
+    ready_at: float | None = None
+    last_status: str = "starting"
+    log_tail: list[str] = field(default_factory=list)
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """Read KEY=VALUE lines (comments and blanks ignored, no shell expansion)."""
+    env: dict[str, str] = {}
+    if not path.exists():
+        return env
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        env[key.strip()] = value
+    return env
+
+
+_INTERP = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    """Expand compose-style ${VAR}, ${VAR:-default}; ${VAR:?msg} is left to the service."""
+
+    def sub(m: re.Match[str]) -> str:
+        got = env.get(m.group(1), "")
+        if got or m.group(2) is None:
+            return got
+        return m.group(3) if "-" in m.group(2) else ""
+
+    return _INTERP.sub(sub, value)
+
+
+def _ports(svc: dict[str, Any]) -> tuple[int | None, int | None]:
+    for entry in svc.get("ports", []) or []:
+        text = str(entry)
+        parts = text.split(":")
+        if len(parts) >= 2:
+            return int(parts[-1].split("/")[0]), int(parts[-2])
+    return None, None
+
+
+def _module(svc: dict[str, Any]) -> str | None:
+    cmd = svc.get("command") or []
+    if isinstance(cmd, str):
+        cmd = cmd.split()
+    if "-m" in cmd:
+        return str(cmd[cmd.index("-m") + 1])
+    return None
+
+
+def _health_path(svc: dict[str, Any]) -> str:
+    test = (svc.get("healthcheck") or {}).get("test") or []
+    for item in test:
+        if isinstance(item, str) and item.startswith("/"):
+            return item
+    return "/health/ready"
+
+
+def load_specs(compose: Path, env_files: list[Path], profile_env: Path | None) -> list[ServiceSpec]:
+    """Read compose services and build their local environment with rewritten URLs."""
+    doc = yaml.safe_load(compose.read_text())
+    services: dict[str, dict[str, Any]] = doc["services"]
+    url_map: dict[str, str] = {}
+    for name, svc in services.items():
+        internal, host = _ports(svc)
+        if internal and host:
+            url_map[f"http://{name}:{internal}"] = f"http://127.0.0.1:{host}"
+    profile = parse_env_file(profile_env) if profile_env else {}
+    specs = []
+    for name, svc in services.items():
+        env: dict[str, str] = {}
+        files = svc.get("env_file") or []
+        for f in [files] if isinstance(files, str) else files:
+            env.update(parse_env_file(compose.parent / f))
+        for f in env_files:
+            env.update(parse_env_file(f))
+        for key, value in (svc.get("environment") or {}).items():
+            env[str(key)] = _interpolate(str(value if value is not None else ""), {**os.environ, **env})
+        env.update(profile)
+        for key, value in env.items():
+            for docker_url, local_url in url_map.items():
+                if value.startswith(docker_url):
+                    env[key] = local_url + value[len(docker_url):]
+        internal, host = _ports(svc)
+        if host:
+            env["PORT"] = str(host)
+        env["HOST"] = "127.0.0.1"
+        deps = svc.get("depends_on") or []
+        specs.append(
+            ServiceSpec(
+                name=name, module=_module(svc), internal_port=internal, host_port=host, env=env,
+                health_path=_health_path(svc),
+                depends_on=list(deps.keys() if isinstance(deps, dict) else deps),
+                profiles=list(svc.get("profiles") or []), image=svc.get("image"),
+            )
+        )
+    return specs
+
+
+def probe(url: str, timeout: float = 2.0) -> tuple[int | None, str]:
+    """GET a URL; return (status or None, short body)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read(300).decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(300).decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as exc:
+        return None, str(exc)
+
+
+class Mesh:
+    """Start, watch and stop the compose services as local processes."""
+
+    def __init__(
+        self,
+        specs: list[ServiceSpec],
+        *,
+        only: set[str] | None = None,
+        skip: set[str] | None = None,
+        profiles: set[str] | None = None,
+        out: TextIO = sys.stdout,
+        log_dir: Path | None = None,
+        quiet_logs: bool = False,
+    ) -> None:
+        self.specs = {s.name: s for s in specs}
+        self.only = only
+        self.skip = skip or set()
+        self.profiles = profiles or set()
+        self.out = out
+        self.log_dir = log_dir
+        self.quiet_logs = quiet_logs
+        self.running: dict[str, Running] = {}
+        self.reported: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._tmp = Path(tempfile.mkdtemp(prefix="mesh-"))
+
+    def selected(self) -> list[ServiceSpec]:
+        """Services this run should start, in compose order."""
+        chosen = []
+        for spec in self.specs.values():
+            if self.only is not None and spec.name not in self.only:
+                continue
+            if spec.name in self.skip:
+                continue
+            if spec.profiles and not (set(spec.profiles) & self.profiles):
+                continue
+            chosen.append(spec)
+        return chosen
+
+    def url(self, name: str) -> str:
+        """Local base URL of a service."""
+        return f"http://127.0.0.1:{self.specs[name].host_port}"
+
+    def _say(self, text: str) -> None:
+        with self._lock:
+            print(text, file=self.out, flush=True)
+
+    def _command(self, spec: ServiceSpec) -> list[str] | None:
+        if spec.module:
+            if importlib.util.find_spec(spec.module.split(".")[0]) is None or \
+                    importlib.util.find_spec(spec.module) is None:
+                self.reported[spec.name] = f"not implemented yet (no module {spec.module})"
+                return None
+            return [sys.executable, "-m", spec.module]
+        if spec.name == "prometheus":
+            binary = shutil.which("prometheus")
+            config = ROOT / "config" / "prometheus.local.yml"
+            if binary is None:
+                self.reported[spec.name] = "skipped: prometheus is not installed (apt-get install prometheus)"
+                return None
+            if not config.exists():
+                self.reported[spec.name] = "skipped: config/prometheus.local.yml missing"
+                return None
+            spec.health_path = "/-/ready"
+            return [binary, f"--config.file={config}", f"--storage.tsdb.path={self._tmp / 'prom'}",
+                    f"--web.listen-address=127.0.0.1:{spec.host_port}", "--log.level=warn"]
+        self.reported[spec.name] = f"skipped: image {spec.image} has no local equivalent"
+        return None
+
+    def start(self, name: str) -> bool:
+        """Start one service; False if it has no local command."""
+        spec = self.specs[name]
+        cmd = self._command(spec)
+        if cmd is None:
+            return False
+        env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1"}
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        proc = subprocess.Popen(  # noqa: S603 - our own commands from docker-compose.yml
+            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        run = Running(spec=spec, proc=proc, started=time.monotonic())
+        self.running[name] = run
+        threading.Thread(target=self._pump, args=(run,), daemon=True).start()
+        return True
+
+    def _pump(self, run: Running) -> None:
+        color = COLORS[list(self.specs).index(run.spec.name) % len(COLORS)]
+        prefix = f"\033[{color}m{run.spec.name:>20s} |\033[0m " if self.out.isatty() else \
+            f"{run.spec.name:>20s} | "
+        log_file = None
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log_file = (self.log_dir / f"{run.spec.name}.log").open("ab")
+        assert run.proc.stdout is not None
+        for raw in iter(run.proc.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            run.log_tail = (run.log_tail + [line])[-20:]
+            if log_file:
+                log_file.write(raw)
+                log_file.flush()
+            if not self.quiet_logs:
+                self._say(prefix + line)
+        if log_file:
+            log_file.close()
+
+    def status(self, name: str) -> str:
+        """One word-ish status for a started service: ready, loading, exited (code), ..."""
+        run = self.running[name]
+        code = run.proc.poll()
+        if code is not None:
+            return f"exited ({code})"
+        status, body = probe(self.url(name) + run.spec.health_path)
+        if status == 200:
+            if run.ready_at is None:
+                run.ready_at = time.monotonic()
+            return "ready"
+        if status is None:
+            return "starting"
+        reason = ""
+        with contextlib.suppress(ValueError):
+            import json
+
+            reason = str(json.loads(body).get("reason", ""))
+        return f"not ready: {reason}" if reason else f"HTTP {status}"
+
+    def start_all(self) -> None:
+        """Start every selected service at once (loading overlaps; clients retry)."""
+        for spec in self.selected():
+            self.start(spec.name)
+        for name, why in self.reported.items():
+            if self.only is None or name in self.only:
+                self._say(f"[runner] {name}: {why}")
+
+    def wait_ready(self, timeout: float = 600.0, names: list[str] | None = None) -> bool:
+        """Show progress until every started service is ready; False on timeout or exit."""
+        names = names or list(self.running)
+        deadline = time.monotonic() + timeout
+        last_line = ""
+        while True:
+            states = {n: self.status(n) for n in names}
+            done = [n for n, s in states.items() if s == "ready"]
+            dead = [n for n, s in states.items() if s.startswith("exited")]
+            line = "[runner] ready {}/{}".format(len(done), len(names)) + "".join(
+                f" | {n}: {s}" for n, s in states.items() if s != "ready"
+            )
+            if line != last_line:
+                self._say(line[:400])
+                last_line = line
+            if dead:
+                for n in dead:
+                    self._say(f"[runner] {n} exited; last lines:\n  " +
+                              "\n  ".join(self.running[n].log_tail[-8:]))
+                return False
+            if len(done) == len(names):
+                for n in names:
+                    run = self.running[n]
+                    took = (run.ready_at or time.monotonic()) - run.started
+                    self._say(f"[runner] {n:>20s} ready in {took:5.1f}s at {self.url(n)}")
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
+        """Stop one service (its whole process group)."""
+        run = self.running.get(name)
+        if run is None or run.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.proc.pid, sig)
+        try:
+            run.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.proc.pid, signal.SIGKILL)
+            run.proc.wait(5)
+
+    def stop_all(self) -> None:
+        """Stop every service: SIGTERM to all, then SIGKILL stragglers."""
+        for run in self.running.values():
+            if run.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(run.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for run in self.running.values():
+            try:
+                run.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(run.proc.pid, signal.SIGKILL)
+                run.proc.wait(5)
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def build_mesh(args: argparse.Namespace, out: TextIO = sys.stdout) -> Mesh:
+    """Create a Mesh from command-line style options."""
+    profile_env = None if args.profile_env in ("", "none") else ROOT / args.profile_env
+    specs = load_specs(ROOT / args.compose, [], profile_env)
+    only = set(args.only.split(",")) if args.only else None
+    skip = set(args.skip.split(",")) if args.skip else set()
+    return Mesh(specs, only=only, skip=skip, profiles=set(args.profile or []), out=out,
+                log_dir=Path(args.log_dir) if args.log_dir else None, quiet_logs=args.quiet)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: prepare models, start, wait, then run until Ctrl-C (or exit when ready)."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--compose", default="docker-compose.yml")
+    ap.add_argument("--profile-env", default=".env.local", help="local env profile ('none' to skip)")
+    ap.add_argument("--only", help="comma-separated compose services to start")
+    ap.add_argument("--skip", help="comma-separated compose services not to start")
+    ap.add_argument("--profile", action="append", help="compose profiles to enable (e.g. discord)")
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for readiness")
+    ap.add_argument("--exit-when-ready", action="store_true", help="stop once all are ready")
+    ap.add_argument("--log-dir", help="also write each service's output to DIR/<service>.log")
+    ap.add_argument("--quiet", action="store_true", help="do not echo service logs")
+    ap.add_argument("--no-prepare", action="store_true", help="skip scripts/prepare_models.py")
+    args = ap.parse_args(argv)
+    if not args.no_prepare:
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "prepare_models.py")], check=False)
+    mesh = build_mesh(args)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    mesh.start_all()
+    if not mesh.running:
+        print("[runner] nothing to start", flush=True)
+        return 1
+    ok = False
+    try:
+        ok = mesh.wait_ready(args.timeout)
+        if not ok:
+            print("[runner] not every service became ready", flush=True)
+        elif not args.exit_when_ready:
+            print("[runner] mesh is up; Ctrl-C stops it", flush=True)
+            while not stopping.wait(2.0):
+                for name, run in mesh.running.items():
+                    code = run.proc.poll()
+                    if code is not None and run.last_status != "exited":
+                        run.last_status = "exited"
+                        print(f"[runner] {name} exited with code {code}", flush=True)
+    finally:
+        print("[runner] stopping…", flush=True)
+        mesh.stop_all()
+        print("[runner] stopped", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
