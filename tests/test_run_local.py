@@ -28,8 +28,9 @@ def _compose(tmp: Path, port: int) -> Path:
                 "env_file": [str(tmp / "common.env")],
                 "environment": {"PORT": "9999", "DEMO_LOAD_SECONDS": "1.0"},
                 "ports": [f"{port}:9999"],
-                "healthcheck": {"test": ["CMD", "python", "-m", "services.kit.healthcheck",
-                                         "/health/ready"]},
+                "healthcheck": {
+                    "test": ["CMD", "python", "-m", "services.kit.healthcheck", "/health/ready"]
+                },
             },
             "future": {
                 "build": {"context": "."},
@@ -57,9 +58,19 @@ def test_runner_starts_waits_reports_missing_and_stops_on_ctrl_c(tmp_path):
     port = free_port()
     compose = _compose(tmp_path, port)
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "run_local.py"), "--compose", str(compose),
-         "--profile-env", "none", "--no-prepare"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "run_local.py"),
+            "--compose",
+            str(compose),
+            "--profile-env",
+            "none",
+            "--no-prepare",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     lines: list[str] = []
@@ -92,9 +103,22 @@ def test_runner_exit_when_ready_fails_when_a_service_dies(tmp_path):
     doc["services"]["demo"]["environment"]["DEMO_LOAD_SECONDS"] = "not-a-number"
     compose.write_text(yaml.safe_dump(doc))
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "run_local.py"), "--compose", str(compose),
-         "--profile-env", "none", "--no-prepare", "--exit-when-ready", "--timeout", "60"],
-        cwd=ROOT, capture_output=True, text=True, timeout=90,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "run_local.py"),
+            "--compose",
+            str(compose),
+            "--profile-env",
+            "none",
+            "--no-prepare",
+            "--exit-when-ready",
+            "--timeout",
+            "60",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     assert result.returncode == 1
     assert "demo exited" in result.stdout and "load_seconds" in result.stdout

@@ -103,7 +103,9 @@ def create_app(
     registry = CollectorRegistry()
     state = ServiceState(name=name, settings=settings, registry=registry)
     ready_gauge = Gauge(
-        "service_ready", "1 when the service passes its readiness check.", ["service"],
+        "service_ready",
+        "1 when the service passes its readiness check.",
+        ["service"],
         registry=registry,
     ).labels(name)
     if startup is None:
@@ -145,7 +147,10 @@ def create_app(
         r = state.readiness
         if r.ready:
             body: dict[str, Any] = {
-                "status": "ready", "service": name, "engine": r.engine, "model": r.model,
+                "status": "ready",
+                "service": name,
+                "engine": r.engine,
+                "model": r.model,
             }
             body.update(r.details)
             return JSONResponse(body)

@@ -93,7 +93,8 @@ def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
 def to_pcm16(samples: np.ndarray) -> bytes:
     """Float samples in [-1, 1] to little-endian 16-bit PCM bytes (clipped)."""
     clipped = np.clip(samples, -1.0, 1.0)
-    return (clipped * 32767.0).round().astype("<i2").tobytes()
+    pcm: bytes = (clipped * 32767.0).round().astype("<i2").tobytes()
+    return pcm
 
 
 def from_pcm16(data: bytes) -> np.ndarray:
@@ -108,8 +109,19 @@ def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
     pcm = to_pcm16(samples)
     header = struct.pack(
         "<4sI4s4sIHHIIHH4sI",
-        b"RIFF", 36 + len(pcm), b"WAVE", b"fmt ", 16, 1, 1,
-        sample_rate, sample_rate * 2, 2, 16, b"data", len(pcm),
+        b"RIFF",
+        36 + len(pcm),
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,
+        1,
+        sample_rate,
+        sample_rate * 2,
+        2,
+        16,
+        b"data",
+        len(pcm),
     )
     return header + pcm
 

@@ -46,7 +46,9 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-        self.type = type or _TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        self.type = type or _TYPES.get(
+            status, "api_error" if status >= 500 else "invalid_request_error"
+        )
         self.param = param
         self.code = code
         self.headers = headers or {}

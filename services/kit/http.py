@@ -17,6 +17,8 @@ def make_client(timeout_s: float = 30.0, max_connections: int = 100) -> httpx.As
     """A keep-alive AsyncClient that passes X-Request-ID downstream."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
         event_hooks={"request": [_add_request_id]},
     )

@@ -34,7 +34,9 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _STD_ATTRS and key not in out:
-                out[key] = value if isinstance(value, str | int | float | bool | None) else repr(value)
+                out[key] = (
+                    value if isinstance(value, str | int | float | bool | None) else repr(value)
+                )
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)
@@ -44,7 +46,9 @@ class PlainFormatter(logging.Formatter):
     """Human-readable lines for local development."""
 
     def __init__(self, service: str) -> None:
-        super().__init__("%(asctime)s %(levelname)s " + service + " [%(rid)s] %(name)s: %(message)s")
+        super().__init__(
+            "%(asctime)s %(levelname)s " + service + " [%(rid)s] %(name)s: %(message)s"
+        )
 
     def format(self, record: logging.LogRecord) -> str:
         """Render with the request ID."""

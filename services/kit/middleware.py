@@ -113,7 +113,9 @@ class ServiceMiddleware:
             route = _route_of(scope)
             if route not in _UNMETERED:
                 self.metrics.observe(
-                    route, scope.get("method", "GET"), int(status_holder["status"]),
+                    route,
+                    scope.get("method", "GET"),
+                    int(status_holder["status"]),
                     time.perf_counter() - start,
                 )
 

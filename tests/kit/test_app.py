@@ -59,7 +59,9 @@ def test_health_errors_request_id_and_metrics():
         err = r.json()["error"]
         assert err["param"] == "text" and err["type"] == "invalid_request_error"
         assert len(r.headers["x-request-id"]) == 32
-        r = httpx.post(base + "/echo", content=b"{bad json", headers={"content-type": "application/json"})
+        r = httpx.post(
+            base + "/echo", content=b"{bad json", headers={"content-type": "application/json"}
+        )
         assert r.status_code == 422 and "error" in r.json()
         r = httpx.get(base + "/boom")
         assert r.status_code == 409 and r.json()["error"]["message"] == "conflict here"
@@ -69,7 +71,9 @@ def test_health_errors_request_id_and_metrics():
         r = httpx.get(base + "/health/live", headers={"X-Request-ID": "a b"})
         assert r.headers["x-request-id"] != "a b"
         m = httpx.get(base + "/metrics").text
-        assert 'http_requests_total{method="POST",route="/echo",service="demo",status="200"} 1.0' in m
+        assert (
+            'http_requests_total{method="POST",route="/echo",service="demo",status="200"} 1.0' in m
+        )
         assert 'route="/echo",service="demo",status="422"' in m
         assert "http_request_duration_seconds_bucket" in m
 
@@ -144,4 +148,6 @@ def test_audio_decode_formats_and_errors():
     with run_server(_app(max_body=10_000_000)) as base:
         r = httpx.post(base + "/audio", content=b"garbage" * 20)
         assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_audio"
-        assert httpx.post(base + "/audio", content=wav).json()["duration"] == pytest.approx(1.0, abs=0.01)
+        assert httpx.post(base + "/audio", content=wav).json()["duration"] == pytest.approx(
+            1.0, abs=0.01
+        )
