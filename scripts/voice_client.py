@@ -9,7 +9,7 @@ from pathlib import Path
 # Lets the script run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.voice_client.cli import main  # noqa: E402
+from services.voice_client.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

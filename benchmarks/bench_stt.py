@@ -1,0 +1,175 @@
+"""Benchmark the stt service: real-time factor per model and clip length, and HTTP overhead.
+
+Run: `python benchmarks/bench_stt.py [--quick]`. Writes docs/bench/stt.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from .models/, never the hub
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from services.stt.app import build_app  # noqa: E402
+from services.stt.backends.faster_whisper_backend import FasterWhisperEngine  # noqa: E402
+from services.stt.engine import SAMPLE_RATE, TranscribeOptions  # noqa: E402
+from services.stt.settings import Settings  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    WHISPER_BASE,
+    WHISPER_TINY_EN,
+    run_server,
+    synth_speech,
+    wav_bytes,
+    wer,
+)
+
+SHORT = "Please send the quarterly report to my office before noon tomorrow."
+LONG = [
+    "The weather is sunny and warm today.",
+    "Please send the report to my office before noon.",
+    "She bought three apples and a loaf of bread.",
+    "Our train leaves the station at seven in the evening.",
+    "He plays the guitar in a small band on weekends.",
+    "Turn left at the next corner and walk two blocks.",
+    "The museum opens at nine and closes at five.",
+    "We should water the plants before we go away.",
+    "My sister is learning to speak Spanish this year.",
+    "The children painted a large map of the world.",
+]
+MODELS = {"base": WHISPER_BASE, "tiny.en": WHISPER_TINY_EN}
+
+
+def _clips() -> dict[str, tuple[np.ndarray, str]]:
+    pause = np.zeros(int(0.4 * SAMPLE_RATE), dtype=np.float32)
+    short = synth_speech(SHORT, SAMPLE_RATE)[0]
+    parts: list[np.ndarray] = []
+    said: list[str] = []
+    for sentence in LONG:  # just past 20 s: the clip length the overhead goal is stated for
+        parts += [synth_speech(sentence, SAMPLE_RATE)[0], pause]
+        said.append(sentence)
+        if sum(len(p) for p in parts) >= 20 * SAMPLE_RATE:
+            break
+    long = np.concatenate(parts).astype(np.float32)
+    return {"short": (short, SHORT), "long": (long, " ".join(said))}
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def main() -> None:
+    """Measure, print and write the markdown section."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (~1 min)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="cpu_threads")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "stt.md")
+    args = parser.parse_args()
+    reps = 1 if args.quick else 3
+    pairs = 3 if args.quick else 5
+
+    load = os.getloadavg()
+    clips = _clips()
+    rows: list[str] = []
+    engines: dict[str, FasterWhisperEngine] = {}
+    for name, path in MODELS.items():
+        settings = Settings(model=str(path), cpu_threads=args.threads, log_json=False)
+        load_s, engine = _timed(functools.partial(FasterWhisperEngine.load, settings))
+        assert isinstance(engine, FasterWhisperEngine)
+        engines[name] = engine
+        opts = TranscribeOptions(language="en", beam_size=settings.beam_size)
+        engine.transcribe(clips["short"][0], opts)  # warm-up
+        for label, (samples, ref) in clips.items():
+            times, text = [], ""
+            for _ in range(reps):
+                t, result = _timed(functools.partial(engine.transcribe, samples, opts))
+                times.append(t)
+                text = getattr(result, "text", "")
+            secs = len(samples) / SAMPLE_RATE
+            med = statistics.median(times)
+            rows.append(
+                f"| {name} | {label} | {secs:.1f} | {load_s:.2f} | {med:.2f} | {med / secs:.3f}"
+                f" | {wer(ref, text) * 100:.1f} % |"
+            )
+            print(rows[-1], flush=True)
+
+    # HTTP overhead: the same loaded base engine in-process and behind the real server.
+    engine = engines["base"]
+    samples = clips["long"][0]
+    body = wav_bytes(samples, SAMPLE_RATE)
+    opts = TranscribeOptions(language="en", beam_size=5)
+    settings = Settings(model=str(WHISPER_BASE), language="en", log_json=False)
+    in_proc: list[float] = []
+    http: list[float] = []
+    served: list[float] = []  # the server's own model time for each HTTP request
+    app = build_app(settings, engine_factory=lambda _s: engine)
+    with run_server(app, timeout=300) as base, httpx.Client(base_url=base, timeout=300) as client:
+        for _ in range(pairs):  # interleaved, so load changes on the box hit both alike
+            t, _r = _timed(lambda: engine.transcribe(samples, opts))
+            in_proc.append(t)
+            t, resp = _timed(
+                lambda: client.post(
+                    "/v1/audio/transcriptions",
+                    files={"file": ("a.wav", body, "audio/wav")},
+                    data={"model": "whisper-1"},
+                )
+            )
+            assert isinstance(resp, httpx.Response) and resp.status_code == 200, resp
+            http.append(t)
+            served.append(float(resp.headers["x-processing-ms"]) / 1000.0)
+    ratio = statistics.median(http) / statistics.median(in_proc)
+    ratios = [h / i for h, i in zip(http, in_proc, strict=True)]
+    same_request = [h / s for h, s in zip(http, served, strict=True)]
+    added_ms = [(h - s) * 1000 for h, s in zip(http, served, strict=True)]
+    print(f"overhead ratio {ratio:.3f} (pairs: {', '.join(f'{r:.3f}' for r in ratios)})")
+    print(f"round trip / server model time: {', '.join(f'{r:.3f}' for r in same_request)}")
+
+    cmd = "python benchmarks/bench_stt.py" + (" --quick" if args.quick else "")
+    md = [
+        "## Speech-to-text (stt)",
+        "",
+        f"- Command: `{cmd}` (cpu_threads={args.threads}, beam_size=5, int8, language=en)",
+        f"- Machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
+        f"os.cpu_count()={os.cpu_count()}, shared with other jobs while measured "
+        f"(load average {load[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end)",
+        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Repetitions: median of {reps} after one warm-up; speech generated by Piper (joe).",
+        "",
+        "| model | clip | audio s | load s | transcribe s | RTF | WER |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"HTTP overhead on the {len(samples) / SAMPLE_RATE:.1f} s clip (whisper base, same loaded "
+        f"model): median HTTP round trip {statistics.median(http):.2f} s ÷ median in-process "
+        f"transcription {statistics.median(in_proc):.2f} s = **{ratio:.3f}** (goal ≤ 1.05); "
+        f"per interleaved pair: {', '.join(f'{r:.3f}' for r in ratios)}. The box's load swings "
+        "move both sides of that ratio; the same-request view below does not depend on them.",
+        "",
+        f"Same request: HTTP round trip ÷ the server's own model time (`X-Processing-Ms`) = "
+        f"{', '.join(f'{r:.3f}' for r in same_request)} (median "
+        f"**{statistics.median(same_request):.3f}**); the service adds "
+        f"{', '.join(f'{a:.0f}' for a in added_ms)} ms (upload, multipart parse, decode, "
+        "queue hop, response) per request.",
+        "",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

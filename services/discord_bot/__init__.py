@@ -1,0 +1,1 @@
+"""Discord voice bot: listens in a voice channel and talks to the orchestrator."""

@@ -1,0 +1,133 @@
+"""Settings of the Discord bot (env prefix DISCORD_)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from services.kit import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """Everything the Discord bot reads from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DISCORD_", extra="ignore", populate_by_name=True)
+
+    port: int = Field(
+        8300,
+        validation_alias=AliasChoices("PORT"),
+        description="Port of the bot's health/metrics endpoint.",
+    )
+    bot_token: SecretStr = Field(
+        ...,
+        description="Discord bot token (required; the service refuses to start without it).",
+    )
+    orchestrator_url: str = Field(
+        "http://orchestrator:8200",
+        validation_alias=AliasChoices("ORCHESTRATOR_URL"),
+        description="Base URL of the orchestrator.",
+    )
+    orchestrator_api_key: SecretStr | None = Field(
+        None,
+        description="Bearer key for the orchestrator when it enforces ORCHESTRATOR_API_KEYS.",
+    )
+    pipeline: str | None = Field(
+        None,
+        description="Pipeline for conversation turns (empty: the orchestrator's active one).",
+    )
+    wake_phrase: str | None = Field(
+        None,
+        description="If set, only utterances starting with this phrase reach the LLM.",
+    )
+    wake_pipeline: str = Field(
+        "transcribe",
+        description="STT-only orchestrator pipeline used to check the wake phrase before the LLM.",
+    )
+    command_prefix: str = Field("!", description="Prefix of text commands (!join, !leave).")
+    text_commands: bool = Field(
+        False,
+        description="Also accept !join/!leave (needs the privileged Message Content intent).",
+    )
+    guild_ids: list[int] = Field(
+        default_factory=list,
+        description="Guilds to sync slash commands to at once (empty: global sync, slower).",
+    )
+    silence_ms: int = Field(
+        800,
+        ge=100,
+        le=5000,
+        description="Silence that ends an utterance, in milliseconds.",
+    )
+    vad_threshold: float = Field(
+        0.5,
+        gt=0.0,
+        lt=1.0,
+        description="Silero speech probability that starts speech.",
+    )
+    min_utterance_ms: int = Field(
+        300,
+        ge=0,
+        description="Utterances with less speech than this are dropped (coughs).",
+    )
+    max_utterance_s: float = Field(
+        20.0,
+        gt=1.0,
+        le=120.0,
+        description="Longer speech is cut and sent at this length.",
+    )
+    max_pending_per_user: int = Field(
+        3,
+        ge=1,
+        description="Utterances queued per user; older ones are dropped beyond this.",
+    )
+    request_timeout_s: float = Field(
+        90.0,
+        gt=0,
+        description="Seconds to wait for one orchestrator turn.",
+    )
+    retry_attempts: int = Field(
+        4,
+        ge=1,
+        description="Attempts per turn when the orchestrator is unreachable, 429 or 503.",
+    )
+    retry_base_s: float = Field(0.5, gt=0, description="First retry delay; doubles each attempt.")
+    always_post_text: bool = Field(
+        False,
+        description="Also post transcript and reply as text when the reply was played.",
+    )
+
+    @field_validator("pipeline", "wake_phrase", "orchestrator_api_key", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # Compose passes unset variables as empty strings; treat them as "not set".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("bot_token", mode="before")
+    @classmethod
+    def _token_present(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ValueError(
+                "DISCORD_BOT_TOKEN is empty: create a bot at https://discord.com/developers, "
+                "put its token in .env as DISCORD_BOT_TOKEN and start the 'discord' profile"
+            )
+        return value
+
+
+def load_settings() -> Settings:
+    """Read settings, turning a missing token into one clear line instead of a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            field = ".".join(str(p) for p in e["loc"])
+            if field == "bot_token" and e["type"] == "missing":
+                problems.append(
+                    "DISCORD_BOT_TOKEN is not set: create a bot at https://discord.com/developers,"
+                    " put its token in .env as DISCORD_BOT_TOKEN and start the 'discord' profile"
+                )
+            else:
+                problems.append(f"DISCORD_{field.upper()}: {e['msg']}")
+        raise SystemExit("discord bot configuration error: " + "; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Guardrails service: prompt-injection checks, toxicity and PII filtering, escalations."""

@@ -1,0 +1,1 @@
+"""Classifier backends; each imports its heavy library only when constructed."""

@@ -1,0 +1,80 @@
+"""slowapi limiter per app, and its 429 in the service's error envelope."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from slowapi import Limiter
+from slowapi.errors import RateLimitExceeded
+from slowapi.util import get_remote_address
+
+from services.guardrails.settings import Settings
+from services.kit.errors import error_response
+
+
+def build_limiter(settings: Settings) -> Limiter:
+    """A limiter on the configured storage, keyed by client address."""
+    from limits import parse
+
+    parse(settings.rate_limit)  # a malformed limit must stop startup, not every request
+    return Limiter(
+        key_func=get_remote_address,
+        storage_uri=settings.limiter_storage_uri,
+        key_prefix="guardrails",
+        headers_enabled=False,
+        # A storage outage must surface (503 below), not silently drop to per-process counts.
+        in_memory_fallback_enabled=False,
+        swallow_errors=False,
+    )
+
+
+def _retry_after(limiter: Limiter, request: Request) -> int:
+    view = getattr(request.state, "view_rate_limit", None)
+    if view is None:
+        return 1
+    try:
+        reset_at, _ = limiter.limiter.get_window_stats(view[0], *view[1])
+    except Exception:  # storage unreachable while answering a 429: a hint is enough
+        return 1
+    return max(1, math.ceil(reset_at - time.time()))
+
+
+def install_rate_limiting(app: FastAPI, limiter: Limiter) -> None:
+    """Attach the limiter and answer limit hits and storage outages in the error envelope."""
+    app.state.limiter = limiter
+
+    async def _limited(request: Request, exc: Exception) -> JSONResponse:
+        detail = getattr(exc, "detail", "rate limit exceeded")
+        return error_response(
+            429,
+            f"rate limit exceeded: {detail}",
+            code="rate_limited",
+            headers={"Retry-After": str(_retry_after(limiter, request))},
+        )
+
+    async def _storage_down(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(
+            503,
+            f"rate-limit storage unavailable: {type(exc).__name__}",
+            code="rate_limit_storage_unavailable",
+            headers={"Retry-After": "5"},
+        )
+
+    app.add_exception_handler(RateLimitExceeded, _limited)
+    for exc_type in _storage_errors():
+        app.add_exception_handler(exc_type, _storage_down)
+
+
+def _storage_errors() -> list[type[Exception]]:
+    from limits.errors import StorageError
+
+    errors: list[type[Exception]] = [StorageError]
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # redis is only needed when REDIS_URL is set
+        return errors
+    return [*errors, RedisConnectionError, RedisTimeoutError]

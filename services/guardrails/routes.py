@@ -1,0 +1,156 @@
+"""HTTP routes; built per app because slowapi's decorator needs that app's limiter."""
+
+# No `from __future__ import annotations` here: FastAPI reads these signatures through
+# slowapi's wrapper, whose module globals cannot resolve string annotations.
+import asyncio
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from slowapi import Limiter
+
+from services.guardrails.engine import TextClassifier
+from services.guardrails.escalations import EscalationStore
+from services.guardrails.injection import InjectionRules
+from services.guardrails.metrics import GuardMetrics
+from services.guardrails.normalize import strip_invisible
+from services.guardrails.pii import redact
+from services.guardrails.schemas import (
+    EscalationIn,
+    EscalationOut,
+    InputVerdict,
+    OutputVerdict,
+    RedactionOut,
+    TextIn,
+)
+from services.guardrails.settings import Settings
+from services.kit import ApiError, ServiceState
+from services.kit.app import get_state
+from services.kit.concurrency import WorkLimiter
+
+
+def _ready_state(request: Request) -> tuple[ServiceState, Settings]:
+    state = get_state(request)
+    state.require_ready()
+    settings = state.settings
+    assert isinstance(settings, Settings)
+    return state, settings
+
+
+def _check_length(text: str, limit: int) -> None:
+    if len(text) > limit:
+        raise ApiError(
+            400,
+            f"text is {len(text)} characters; the limit is {limit}",
+            param="text",
+            code="text_too_long",
+        )
+
+
+def build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
+    """The guardrails routes, each limited by `rate_limit` on `limiter`."""
+    router = APIRouter(tags=["guardrails"])
+
+    @router.post("/validate/input", response_model=InputVerdict)
+    @limiter.limit(rate_limit)
+    async def validate_input(request: Request, body: TextIn) -> InputVerdict:
+        """Block prompt injection (rules, then the optional classifier); strip invisibles."""
+        state, settings = _ready_state(request)
+        _check_length(body.text, settings.max_input_chars)
+        metrics: GuardMetrics = state.resources["metrics"]
+        rules: InjectionRules = state.resources["rules"]
+        sanitized = strip_invisible(body.text)
+        started = time.perf_counter()
+        # Up to ~30 ms on a 4,000-char text: off the event loop so health checks stay quick.
+        match = await asyncio.to_thread(rules.check, body.text)
+        metrics.latency.labels("input_rules").observe(time.perf_counter() - started)
+        if match is not None:
+            metrics.blocks.labels("prompt_injection").inc()
+            return InputVerdict(
+                safe=False, reason=f"prompt_injection:{match.category}", sanitized=sanitized
+            )
+        classifier: TextClassifier | None = state.resources.get("injection")
+        if classifier is not None and sanitized.strip():
+            work: WorkLimiter = state.resources["work"]
+            started = time.perf_counter()
+            score = (await work.run(classifier.scores, [sanitized]))[0]
+            metrics.latency.labels("injection_classifier").observe(time.perf_counter() - started)
+            if score >= settings.injection_threshold:
+                metrics.blocks.labels("injection_classifier").inc()
+                return InputVerdict(
+                    safe=False, reason="prompt_injection:classifier", sanitized=sanitized
+                )
+        return InputVerdict(safe=True, reason=None, sanitized=sanitized)
+
+    @router.post("/validate/output", response_model=OutputVerdict)
+    @limiter.limit(rate_limit)
+    async def validate_output(request: Request, body: TextIn) -> OutputVerdict:
+        """Redact PII, then block toxic text above the threshold."""
+        state, settings = _ready_state(request)
+        _check_length(body.text, settings.max_output_chars)
+        metrics: GuardMetrics = state.resources["metrics"]
+        started = time.perf_counter()
+        filtered, found = await asyncio.to_thread(redact, strip_invisible(body.text))
+        metrics.latency.labels("pii").observe(time.perf_counter() - started)
+        for item in found:
+            metrics.redactions.labels(item.type).inc(item.count)
+        redactions = [RedactionOut(type=r.type, count=r.count) for r in found]
+        reason = "pii_redacted" if found else None
+        toxicity: float | None = None
+        classifier: TextClassifier | None = state.resources.get("toxicity")
+        if classifier is not None and filtered.strip():
+            work: WorkLimiter = state.resources["work"]
+            started = time.perf_counter()
+            toxicity = (await work.run(classifier.scores, [filtered]))[0]
+            metrics.latency.labels("toxicity").observe(time.perf_counter() - started)
+            if toxicity >= settings.toxicity_threshold:
+                metrics.blocks.labels("toxicity").inc()
+                return OutputVerdict(
+                    safe=False,
+                    reason="toxicity",
+                    filtered=settings.blocked_output_message,
+                    redactions=redactions,
+                    toxicity=toxicity,
+                )
+        return OutputVerdict(
+            safe=True, reason=reason, filtered=filtered, redactions=redactions, toxicity=toxicity
+        )
+
+    @router.post("/escalate", response_model=EscalationOut)
+    @limiter.limit(rate_limit)
+    async def escalate(request: Request, body: EscalationIn) -> EscalationOut:
+        """Record an escalation for human review."""
+        state, settings = _ready_state(request)
+        size = len(body.reason) + len(json.dumps(body.context))
+        if size > settings.max_escalation_chars:
+            raise ApiError(
+                400,
+                f"escalation is {size} characters; the limit is {settings.max_escalation_chars}",
+                param="context",
+                code="context_too_large",
+            )
+        store: EscalationStore = state.resources["escalations"]
+        request_id = getattr(request.state, "request_id", None)
+        row = await asyncio.to_thread(store.add, body.reason, body.context, request_id)
+        state.resources["metrics"].escalations.inc()
+        return EscalationOut(
+            escalated=True,
+            ticket_id=row["ticket_id"],
+            message=f"Escalation recorded as {row['ticket_id']}; a person will review it.",
+        )
+
+    @router.get("/escalations")
+    @limiter.limit(rate_limit)
+    async def list_escalations(
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """Escalations, newest first."""
+        state, _ = _ready_state(request)
+        store: EscalationStore = state.resources["escalations"]
+        items, total = await asyncio.to_thread(store.list, limit, offset)
+        return {"object": "list", "data": items, "total": total}
+
+    return router

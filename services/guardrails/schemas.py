@@ -1,0 +1,55 @@
+"""Request and response bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+
+class TextIn(BaseModel):
+    """A text to check; must be a JSON string (numbers or null are rejected with 422)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: StrictStr = Field(description="The text to check.")
+
+
+class InputVerdict(BaseModel):
+    """Result of /validate/input."""
+
+    safe: bool
+    reason: str | None = Field(description="Why the text was blocked (rule family), or null.")
+    sanitized: str = Field(description="The text without control or invisible characters.")
+
+
+class RedactionOut(BaseModel):
+    """How many values of one PII type were redacted."""
+
+    type: str
+    count: int
+
+
+class OutputVerdict(BaseModel):
+    """Result of /validate/output."""
+
+    safe: bool
+    reason: str | None = Field(description="'toxicity' when blocked, 'pii_redacted', or null.")
+    filtered: str = Field(description="Text safe to show: PII redacted, or the blocked message.")
+    redactions: list[RedactionOut]
+    toxicity: float | None = Field(description="Toxicity score, null when no backend runs.")
+
+
+class EscalationIn(BaseModel):
+    """An escalation for a human to review."""
+
+    reason: StrictStr = Field(min_length=1, max_length=500)
+    context: dict[str, Any] | StrictStr | None = None
+
+
+class EscalationOut(BaseModel):
+    """Result of /escalate."""
+
+    escalated: bool
+    ticket_id: str
+    message: str

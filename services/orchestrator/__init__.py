@@ -1,0 +1,1 @@
+"""Orchestrator: runs YAML-configured pipelines of stage services with fallbacks."""

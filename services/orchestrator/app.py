@@ -1,0 +1,111 @@
+"""App factory: config, shared HTTP client, history store, runner, hot-reload watcher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.kit import ServiceState, create_app
+from services.kit.http import make_client
+from services.orchestrator.breaker import BreakerBoard
+from services.orchestrator.config import Flags
+from services.orchestrator.engine import HistoryStore
+from services.orchestrator.executor import StageExecutor
+from services.orchestrator.metrics import OrchestratorMetrics
+from services.orchestrator.pipeline import Runner
+from services.orchestrator.routes import admin, router
+from services.orchestrator.runtime import ConfigManager
+from services.orchestrator.settings import Settings
+from services.orchestrator.stages import StageClient
+
+log = logging.getLogger("orchestrator")
+
+
+async def _history_store(settings: Settings) -> HistoryStore:
+    if settings.redis_url:
+        from services.orchestrator.backends.redis import RedisHistoryStore
+
+        store = RedisHistoryStore(
+            settings.redis_url, settings.session_ttl_s, settings.session_max_turns * 2
+        )
+        await store.ping()
+        return store
+    from services.orchestrator.backends.memory import MemoryHistoryStore
+
+    return MemoryHistoryStore(
+        settings.session_ttl_s, settings.session_max_turns * 2, settings.max_sessions
+    )
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    """Build the orchestrator app."""
+    settings = settings or Settings()
+    # httpx logs every outbound call at INFO: six lines per run that the stage records and
+    # metrics already carry, at a measurable cost on the hot path.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    metrics_holder: dict[str, OrchestratorMetrics] = {}
+
+    async def startup(state: ServiceState) -> None:
+        metrics = OrchestratorMetrics(state.registry)
+        metrics_holder["m"] = metrics
+        client = make_client(settings.default_timeout_s, max_connections=200)
+        state.resources["http"] = client
+        flags = Flags(
+            settings.enable_preprocessing,
+            settings.enable_guardrails,
+            settings.guardrails_fail_mode == "open",
+        )
+        manager = ConfigManager(Path(settings.pipelines_path), flags, client, metrics)
+        await manager.load("startup")  # a bad file at startup → readiness says why
+        state.resources["config"] = manager
+
+        def circuit_changed(provider: str, is_open: bool) -> None:
+            metrics.circuit_open.labels(provider).set(1 if is_open else 0)
+            log.warning(
+                "circuit %s", "opened" if is_open else "closed", extra={"provider": provider}
+            )
+
+        breakers = BreakerBoard(
+            settings.breaker_failures, settings.breaker_cooldown_s, circuit_changed
+        )
+        state.resources["breakers"] = breakers
+        store = await _history_store(settings)
+        state.resources["store"] = store
+        executor = StageExecutor(breakers, metrics, settings.default_timeout_s)
+        state.resources["runner"] = Runner(
+            manager, executor, StageClient(client), store, metrics, settings.refusal_message
+        )
+        if settings.reload_poll_s > 0:
+            state.resources["watcher"] = asyncio.create_task(manager.watch(settings.reload_poll_s))
+        runtime = manager.current
+        state.readiness.engine = "pipelines"
+        state.readiness.model = runtime.loaded.file.active_pipeline
+        state.readiness.details = {"history": store.name}
+        state.readiness.reason = "ok"
+        state.readiness.ready = True
+
+    async def shutdown(state: ServiceState) -> None:
+        watcher = state.resources.pop("watcher", None)
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        store = state.resources.pop("store", None)
+        if store is not None:
+            await store.close()
+        client = state.resources.pop("http", None)
+        if client is not None:
+            await client.aclose()
+
+    return create_app(
+        "orchestrator",
+        settings,
+        routers=[router, admin],
+        startup=startup,
+        shutdown=shutdown,
+        title="Audio Orchestrator",
+    )

@@ -1,0 +1,1 @@
+"""Session history stores: in-memory (default) and Redis."""

@@ -1,0 +1,114 @@
+"""Circuit breaker per provider: skip a failing provider for a cool-down, then probe it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class CircuitBreaker:
+    """closed → (N consecutive transient failures) → open → (cool-down) → half-open probe."""
+
+    failure_threshold: int
+    cooldown_s: float
+    clock: Callable[[], float] = time.monotonic
+    failures: int = 0
+    opened_at: float | None = None
+    probing: bool = False
+    on_change: Callable[[bool], None] | None = field(default=None, repr=False)
+
+    @property
+    def state(self) -> str:
+        """closed, open or half_open."""
+        if self.opened_at is None:
+            return "closed"
+        if self.clock() - self.opened_at >= self.cooldown_s:
+            return "half_open"
+        return "open"
+
+    def retry_after_s(self) -> float:
+        """Seconds until the next probe is allowed (0 when closed)."""
+        if self.opened_at is None:
+            return 0.0
+        return max(0.0, self.cooldown_s - (self.clock() - self.opened_at))
+
+    def allow(self) -> bool:
+        """Whether a call may go to this provider now (one probe at a time when half-open)."""
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half_open" and not self.probing:
+            self.probing = True
+            return True
+        return False
+
+    def success(self) -> None:
+        """The provider answered: close the circuit."""
+        was_open = self.opened_at is not None
+        self.failures = 0
+        self.opened_at = None
+        self.probing = False
+        if was_open and self.on_change:
+            self.on_change(False)
+
+    def abandon(self) -> None:
+        """A call ended without a verdict (cancelled, or a bug here): free the probe slot."""
+        self.probing = False
+
+    def failure(self) -> None:
+        """A transient failure: count it, open (or re-open after a failed probe)."""
+        self.failures += 1
+        was_open = self.opened_at is not None
+        if self.probing or self.failures >= self.failure_threshold:
+            self.opened_at = self.clock()
+            self.probing = False
+            if not was_open and self.on_change:
+                self.on_change(True)
+
+
+class BreakerBoard:
+    """Breakers keyed by provider name and URL, kept across config reloads."""
+
+    def __init__(
+        self,
+        failure_threshold: int,
+        cooldown_s: float,
+        on_change: Callable[[str, bool], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.failure_threshold = failure_threshold
+        self.cooldown_s = cooldown_s
+        self._on_change = on_change
+        self._clock = clock
+        self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
+
+    def get(self, provider: str, url: str) -> CircuitBreaker:
+        """The breaker for this provider at this URL (a changed URL starts fresh)."""
+        key = (provider, url)
+        breaker = self._breakers.get(key)
+        if breaker is None:
+            cb = self._on_change
+
+            def changed(is_open: bool) -> None:
+                if cb:
+                    cb(provider, is_open)
+
+            breaker = CircuitBreaker(
+                self.failure_threshold, self.cooldown_s, self._clock, on_change=changed
+            )
+            self._breakers[key] = breaker
+        return breaker
+
+    def snapshot(self) -> dict[str, dict[str, object]]:
+        """State of every breaker, for /v1/pipelines."""
+        return {
+            name: {
+                "url": url,
+                "state": b.state,
+                "failures": b.failures,
+                "retry_after_s": round(b.retry_after_s(), 3),
+            }
+            for (name, url), b in self._breakers.items()
+        }

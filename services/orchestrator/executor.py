@@ -1,0 +1,281 @@
+"""Stage executor: try providers in order, fail over only on transient errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from services.orchestrator.breaker import BreakerBoard
+from services.orchestrator.config import EffectiveStage, ProviderConfig
+from services.orchestrator.metrics import OrchestratorMetrics
+
+T = TypeVar("T")
+TRANSIENT_STATUS = frozenset({408, 429})
+
+
+class ProviderError(Exception):
+    """A provider answered with an error status; `message` is its own explanation."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class BadResponse(Exception):
+    """A provider answered 2xx with something unusable (not the documented shape)."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A classified failure of one call."""
+
+    transient: bool
+    kind: str  # connect, timeout, status, transport, bad_response
+    message: str
+    status: int | None = None
+
+
+def classify(exc: BaseException) -> Failure | None:
+    """Classify a call's exception; None means it is a bug here, not a provider failure."""
+    # openai/LangChain errors are imported lazily: only the LLM stage raises them.
+    import openai
+
+    if isinstance(exc, ProviderError):
+        transient = exc.status >= 500 or exc.status in TRANSIENT_STATUS
+        return Failure(transient, "status", exc.message, exc.status)
+    if isinstance(exc, TimeoutError | httpx.TimeoutException | openai.APITimeoutError):
+        return Failure(True, "timeout", "timed out")
+    if isinstance(exc, httpx.ConnectError):
+        return Failure(
+            True, "connect", f"connection failed: {exc}" if str(exc) else "connection failed"
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__
+        if isinstance(cause, httpx.TimeoutException):
+            return Failure(True, "timeout", "timed out")
+        if isinstance(cause, httpx.TransportError) and not isinstance(cause, httpx.ConnectError):
+            return Failure(True, "transport", f"{type(cause).__name__}: {cause}")
+        return Failure(True, "connect", f"connection failed: {cause or exc}")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        transient = status >= 500 or status in TRANSIENT_STATUS
+        return Failure(transient, "status", _openai_message(exc), status)
+    if isinstance(exc, openai.APIError):  # e.g. a 2xx body the SDK cannot parse
+        return Failure(True, "bad_response", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, httpx.TransportError):
+        return Failure(True, "transport", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, BadResponse):
+        return Failure(True, "bad_response", str(exc))
+    return None
+
+
+def _openai_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+    return str(getattr(exc, "message", exc))
+
+
+@dataclass
+class Attempt:
+    """One provider tried during a stage."""
+
+    provider: str
+    outcome: str
+    error: str | None = None
+    latency_ms: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "provider": self.provider,
+            "outcome": self.outcome,
+            "error": self.error,
+            "latency_ms": self.latency_ms,
+        }
+
+
+@dataclass
+class StageRecord:
+    """What happened in one stage: `{stage, provider, url, attempts, status, latency_ms, error}`."""
+
+    stage: str
+    provider: str | None = None
+    url: str | None = None
+    attempts: int = 0
+    status: str = "ok"  # ok, skipped, failed
+    latency_ms: float = 0.0
+    error: str | None = None
+    note: str | None = None
+    tried: list[Attempt] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        out: dict[str, Any] = {
+            "stage": self.stage,
+            "provider": self.provider,
+            "url": self.url,
+            "attempts": self.attempts,
+            "status": self.status,
+            "latency_ms": self.latency_ms,
+        }
+        if self.error is not None:
+            out["error"] = self.error
+        if self.note is not None:
+            out["note"] = self.note
+        if len(self.tried) > 1 or (self.tried and self.tried[0].outcome != "ok"):
+            out["tried"] = [a.as_dict() for a in self.tried]
+        return out
+
+
+class StageFailed(Exception):
+    """Every provider of a stage failed transiently (or was skipped by its breaker)."""
+
+    def __init__(self, record: StageRecord, timed_out: bool, retry_after_s: float | None) -> None:
+        tried = (
+            "; ".join(f"{a.provider}: {a.error or a.outcome}" for a in record.tried)
+            or "no provider"
+        )
+        super().__init__(f"stage '{record.stage}' failed with every provider ({tried})")
+        self.record = record
+        self.timed_out = timed_out
+        self.retry_after_s = retry_after_s
+
+
+class StageRejected(Exception):
+    """A provider refused the request with a non-transient 4xx: no fallback."""
+
+    def __init__(self, record: StageRecord, status: int, message: str) -> None:
+        super().__init__(
+            f"stage '{record.stage}' provider '{record.provider}' rejected the "
+            f"request (HTTP {status}): {message}"
+        )
+        self.record = record
+        self.status = status
+        self.message = message
+
+
+Call = Callable[[str, ProviderConfig, float], Awaitable[T]]
+
+
+class StageExecutor:
+    """Runs one stage's call against its providers with timeouts, retries and breakers."""
+
+    def __init__(
+        self, breakers: BreakerBoard, metrics: OrchestratorMetrics, default_timeout_s: float
+    ) -> None:
+        self.breakers = breakers
+        self.metrics = metrics
+        self.default_timeout_s = default_timeout_s
+
+    async def run(
+        self,
+        pipeline: str,
+        stage: EffectiveStage,
+        providers: dict[str, ProviderConfig],
+        call: Call[T],
+    ) -> tuple[T, StageRecord]:
+        """Return the first provider's result; raise StageRejected or StageFailed."""
+        record = StageRecord(stage=stage.stage)
+        started = time.perf_counter()
+        all_timeouts = True
+        retry_after: float | None = None
+        for index, name in enumerate(stage.providers):
+            prov = providers[name]
+            breaker = self.breakers.get(name, prov.url)
+            record.provider, record.url = name, prov.url
+            if not breaker.allow():
+                record.tried.append(Attempt(name, "circuit_open", "circuit open"))
+                self.metrics.record_attempt(pipeline, stage.stage, name, "circuit_open", None)
+                wait = breaker.retry_after_s()
+                retry_after = wait if retry_after is None else min(retry_after, wait)
+                all_timeouts = False
+                continue
+            timeout = stage.timeout_s or prov.timeout_s or self.default_timeout_s
+            retries = stage.retries if stage.retries is not None else prov.retries
+            stale_retry = True
+            calls = 0
+            while calls <= retries:
+                calls += 1
+                record.attempts += 1
+                t0 = time.perf_counter()
+                try:
+                    async with asyncio.timeout(timeout):
+                        result = await call(name, prov, timeout)
+                except asyncio.CancelledError:
+                    breaker.abandon()  # the caller went away; a half-open probe is not spent
+                    raise
+                except Exception as exc:
+                    elapsed = time.perf_counter() - t0
+                    failure = classify(exc)
+                    if failure is None:
+                        breaker.abandon()
+                        raise
+                    if not failure.transient:
+                        # The provider is alive and answered: a 4xx is the request's fault.
+                        breaker.success()
+                        self._finish(record, started)
+                        record.status = "failed"
+                        record.error = f"HTTP {failure.status}: {failure.message}"
+                        record.tried.append(
+                            Attempt(name, "rejected", record.error, round(elapsed * 1000, 2))
+                        )
+                        self.metrics.record_attempt(
+                            pipeline, stage.stage, name, "rejected", elapsed
+                        )
+                        raise StageRejected(record, failure.status or 400, failure.message) from exc
+                    if failure.kind == "transport" and stale_retry:
+                        # A keep-alive connection the server closed as we reused it (both
+                        # sides idle out at ~5 s): resend once at once, not a provider fault.
+                        stale_retry = False
+                        calls -= 1
+                        record.tried.append(
+                            Attempt(
+                                name,
+                                "transport",
+                                failure.message + " (resent once)",
+                                round(elapsed * 1000, 2),
+                            )
+                        )
+                        self.metrics.record_attempt(pipeline, stage.stage, name, "resent", elapsed)
+                        continue
+                    breaker.failure()
+                    all_timeouts = all_timeouts and failure.kind == "timeout"
+                    msg = (
+                        failure.message
+                        if failure.kind != "timeout"
+                        else f"timed out after {timeout:g}s"
+                    )
+                    if failure.status is not None:
+                        msg = f"HTTP {failure.status}: {msg}"
+                    record.tried.append(Attempt(name, failure.kind, msg, round(elapsed * 1000, 2)))
+                    self.metrics.record_attempt(
+                        pipeline, stage.stage, name, "transient_error", elapsed
+                    )
+                    if not breaker.allow():
+                        break  # the circuit just opened: stop hammering this provider
+                    continue
+                elapsed = time.perf_counter() - t0
+                breaker.success()
+                record.tried.append(Attempt(name, "ok", None, round(elapsed * 1000, 2)))
+                self.metrics.record_attempt(pipeline, stage.stage, name, "ok", elapsed)
+                self._finish(record, started)
+                return result, record
+            if index < len(stage.providers) - 1:
+                self.metrics.fallbacks.labels(pipeline, stage.stage, name).inc()
+        self._finish(record, started)
+        record.status = "failed"
+        record.error = "; ".join(f"{a.provider}: {a.error}" for a in record.tried)
+        raise StageFailed(record, all_timeouts and record.attempts > 0, retry_after)
+
+    @staticmethod
+    def _finish(record: StageRecord, started: float) -> None:
+        record.latency_ms = round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,72 @@
+"""Orchestrator metrics, registered on the app's own registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services.kit.metrics import LATENCY_BUCKETS
+
+
+class OrchestratorMetrics:
+    """Per-attempt stage outcomes, fallbacks, open circuits, runs and reloads."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["pipeline", "stage", "provider", "outcome"]
+        self.stage_requests = Counter(
+            "orchestrator_stage_requests_total",
+            "Calls to stage providers by outcome (ok, transient_error, rejected, circuit_open, "
+            "resent).",
+            labels,
+            registry=registry,
+        )
+        self.stage_latency = Histogram(
+            "orchestrator_stage_latency_seconds",
+            "Latency of each call to a stage provider.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            "orchestrator_fallbacks_total",
+            "Times a stage moved on from this provider to the next one.",
+            ["pipeline", "stage", "provider"],
+            registry=registry,
+        )
+        self.circuit_open = Gauge(
+            "orchestrator_circuit_open",
+            "1 while the provider's circuit is open (it is skipped).",
+            ["provider"],
+            registry=registry,
+        )
+        self.runs = Counter(
+            "orchestrator_pipeline_runs_total",
+            "Pipeline runs by outcome (ok, blocked, error).",
+            ["pipeline", "outcome"],
+            registry=registry,
+        )
+        self.run_latency = Histogram(
+            "orchestrator_pipeline_latency_seconds",
+            "End-to-end latency of a pipeline run.",
+            ["pipeline"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.reloads = Counter(
+            "orchestrator_config_reloads_total",
+            "Config loads by outcome (ok, rejected).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.config_version = Gauge(
+            "orchestrator_config_version",
+            "Version number of the config in use.",
+            registry=registry,
+        )
+
+    def record_attempt(
+        self, pipeline: str, stage: str, provider: str, outcome: str, seconds: float | None
+    ) -> None:
+        """Count one provider call (latency only for calls really made)."""
+        self.stage_requests.labels(pipeline, stage, provider, outcome).inc()
+        if seconds is not None:
+            self.stage_latency.labels(pipeline, stage, provider, outcome).observe(seconds)

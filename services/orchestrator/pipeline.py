@@ -1,0 +1,367 @@
+"""Runs a pipeline: stages in order on one config snapshot, guarded conversation, records."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.kit import ApiError
+from services.orchestrator.config import (
+    AUDIO_STAGES,
+    EffectivePipeline,
+    EffectiveStage,
+    ProviderConfig,
+)
+from services.orchestrator.conversation import ask, build_messages
+from services.orchestrator.engine import HistoryStore, Turn
+from services.orchestrator.executor import (
+    StageExecutor,
+    StageFailed,
+    StageRecord,
+    StageRejected,
+)
+from services.orchestrator.metrics import OrchestratorMetrics
+from services.orchestrator.runtime import ConfigManager, Runtime
+from services.orchestrator.stages import StageClient
+
+log = logging.getLogger("orchestrator.pipeline")
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
+# Provider statuses that mean the caller's input was bad; others are our config's problem.
+_CLIENT_STATUSES = frozenset({400, 413, 415, 422})
+
+
+def check_session_id(session_id: str | None) -> str:
+    """The caller's session id, or a new one when none was given."""
+    if session_id is None or session_id == "":
+        return uuid.uuid4().hex
+    if not _SESSION_ID.match(session_id):
+        raise ApiError(
+            400,
+            "session_id must be 1-128 characters of letters, digits, _ . : @ -",
+            param="session_id",
+            code="invalid_session_id",
+        )
+    return session_id
+
+
+@dataclass
+class RunInput:
+    """What a client asked for."""
+
+    session_id: str
+    pipeline: str | None = None
+    text: str | None = None
+    audio: bytes | None = None
+    filename: str = "audio.wav"
+    want_audio: bool = False
+    # Stateless chat: the client's own history replaces the session store.
+    history: list[Turn] | None = None
+
+
+@dataclass
+class RunResult:
+    """What a run produced, with a record per stage."""
+
+    pipeline: str
+    session_id: str
+    config_version: int
+    prompt_version: str
+    transcript: str | None = None
+    response: str | None = None
+    blocked: bool = False
+    block_reason: str | None = None
+    audio: bytes | None = None
+    tts_engine: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    records: list[StageRecord] = field(default_factory=list)
+
+    @property
+    def stages(self) -> list[dict[str, Any]]:
+        """Stage records as JSON."""
+        return [r.as_dict() for r in self.records]
+
+
+class Runner:
+    """Executes pipelines against the current config snapshot."""
+
+    def __init__(
+        self,
+        config: ConfigManager,
+        executor: StageExecutor,
+        stages: StageClient,
+        store: HistoryStore,
+        metrics: OrchestratorMetrics,
+        refusal: str,
+    ) -> None:
+        self.config = config
+        self.executor = executor
+        self.stages = stages
+        self.store = store
+        self.metrics = metrics
+        self.refusal = refusal
+
+    def resolve(self, runtime: Runtime, name: str | None) -> EffectivePipeline:
+        """The requested (or active) pipeline, or a clear 404/503."""
+        pname = name or runtime.loaded.file.active_pipeline
+        try:
+            pipe = runtime.pipeline(pname)
+        except KeyError:
+            known = ", ".join(sorted(runtime.loaded.pipelines))
+            raise ApiError(
+                404,
+                f"unknown pipeline '{pname}' (known: {known})",
+                param="pipeline",
+                code="unknown_pipeline",
+            ) from None
+        if pipe.unavailable:
+            raise ApiError(
+                503,
+                f"pipeline '{pname}' is unavailable: {pipe.unavailable}",
+                param="pipeline",
+                code="pipeline_unavailable",
+            )
+        return pipe
+
+    async def run(self, inp: RunInput, runtime: Runtime | None = None) -> RunResult:
+        """Run one request through its pipeline; stage failures become 4xx/502/504."""
+        runtime = runtime or self.config.current  # the snapshot this run keeps to the end
+        pipe = self.resolve(runtime, inp.pipeline)
+        if inp.audio is not None and not pipe.takes_audio:
+            raise ApiError(
+                400,
+                f"pipeline '{pipe.name}' has no stt stage and cannot take audio",
+                param="pipeline",
+                code="pipeline_takes_text",
+            )
+        if inp.audio is None and all(s.stage in AUDIO_STAGES for s in pipe.stages):
+            raise ApiError(
+                400,
+                f"pipeline '{pipe.name}' only processes audio; use /v1/voice",
+                param="pipeline",
+                code="pipeline_takes_audio",
+            )
+        result = RunResult(
+            pipe.name,
+            inp.session_id,
+            runtime.version,
+            runtime.loaded.file.system_prompt.version,
+            transcript=inp.text,
+        )
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            await self._run_stages(runtime, pipe, inp, result)
+            outcome = "blocked" if result.blocked else "ok"
+        except StageRejected as exc:
+            status = exc.status if exc.status in _CLIENT_STATUSES else 502
+            raise ApiError(status, str(exc), param=exc.record.stage, code="stage_rejected") from exc
+        except StageFailed as exc:
+            headers = {}
+            if exc.retry_after_s is not None:
+                headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+            raise ApiError(
+                504 if exc.timed_out else 502,
+                str(exc),
+                param=exc.record.stage,
+                code="stage_timeout" if exc.timed_out else "stage_failed",
+                headers=headers,
+            ) from exc
+        finally:
+            self.metrics.runs.labels(pipe.name, outcome).inc()
+            self.metrics.run_latency.labels(pipe.name).observe(time.perf_counter() - started)
+        return result
+
+    async def _stage(
+        self,
+        runtime: Runtime,
+        pipe: EffectivePipeline,
+        stage: EffectiveStage,
+        call: Any,
+        result: RunResult,
+    ) -> Any:
+        """Run one stage; an optional stage that fails transiently is skipped (None)."""
+        try:
+            value, record = await self.executor.run(pipe.name, stage, runtime.providers, call)
+        except StageFailed as exc:
+            if not stage.optional:
+                result.records.append(exc.record)
+                raise
+            exc.record.status = "skipped"
+            result.records.append(exc.record)
+            log.warning(
+                "optional stage skipped", extra={"pipeline": pipe.name, "stage": stage.stage}
+            )
+            return None
+        except StageRejected as exc:
+            result.records.append(exc.record)
+            raise
+        result.records.append(record)
+        return value
+
+    async def _run_stages(
+        self, runtime: Runtime, pipe: EffectivePipeline, inp: RunInput, result: RunResult
+    ) -> None:
+        audio = inp.audio
+        text = inp.text
+        for stage in pipe.stages:
+            name = stage.stage
+            skip = self._skip_reason(stage, inp, result)
+            if skip:
+                result.records.append(StageRecord(stage=name, status="skipped", note=skip))
+            elif name == "denoise":
+                assert audio is not None
+                audio = await self._denoise(runtime, pipe, stage, audio, result)
+            elif name == "stt":
+                assert audio is not None
+                text = await self._stt(runtime, pipe, stage, audio, inp.filename, result)
+            elif name == "guard_input":
+                text = await self._guard_input(runtime, pipe, stage, text or "", result)
+            elif name == "llm":
+                await self._llm(runtime, pipe, stage, inp, text or "", result)
+            elif name == "guard_output":
+                await self._guard_output(runtime, pipe, stage, result)
+            elif name == "tts":
+                say = result.response if result.response is not None else (text or "")
+                await self._tts(runtime, pipe, stage, say, result)
+        if not pipe.has("llm") and result.response is None and pipe.has("guard_input"):
+            result.response = text
+        stored = pipe.has("llm") and not result.blocked and inp.history is None
+        if stored and text and result.response is not None:
+            await self.store.append(
+                inp.session_id,
+                [
+                    Turn(role="user", content=text),
+                    Turn(role="assistant", content=result.response or ""),
+                ],
+            )
+
+    async def _denoise(
+        self,
+        runtime: Runtime,
+        pipe: EffectivePipeline,
+        stage: EffectiveStage,
+        audio: bytes,
+        result: RunResult,
+    ) -> bytes:
+        async def call(_: str, prov: ProviderConfig, timeout_s: float) -> bytes:
+            return await self.stages.denoise(prov, audio, timeout_s)
+
+        out: bytes | None = await self._stage(runtime, pipe, stage, call, result)
+        return audio if out is None else out  # optional denoise skipped: use the raw audio
+
+    async def _stt(
+        self,
+        runtime: Runtime,
+        pipe: EffectivePipeline,
+        stage: EffectiveStage,
+        audio: bytes,
+        filename: str,
+        result: RunResult,
+    ) -> str:
+        async def call(_: str, prov: ProviderConfig, timeout_s: float) -> str:
+            opts = {**prov.options, **stage.options}
+            return await self.stages.transcribe(prov, audio, filename, opts, timeout_s)
+
+        text: str | None = await self._stage(runtime, pipe, stage, call, result)
+        result.transcript = text
+        if not text or not text.strip():
+            raise ApiError(
+                422, "no speech was recognised in the audio", param="file", code="no_speech"
+            )
+        return text
+
+    async def _guard_input(
+        self,
+        runtime: Runtime,
+        pipe: EffectivePipeline,
+        stage: EffectiveStage,
+        text: str,
+        result: RunResult,
+    ) -> str:
+        verdict = await self._guard(runtime, pipe, stage, "input", text, result)
+        if verdict is None:
+            return text  # guardrails down and fail-open (or optional): unguarded
+        if not verdict["safe"]:
+            result.blocked = True
+            result.block_reason = str(verdict.get("reason") or "input blocked")
+            result.response = self.refusal
+            return text
+        sanitized = verdict.get("sanitized")
+        return sanitized if isinstance(sanitized, str) and sanitized.strip() else text
+
+    async def _guard_output(
+        self, runtime: Runtime, pipe: EffectivePipeline, stage: EffectiveStage, result: RunResult
+    ) -> None:
+        verdict = await self._guard(runtime, pipe, stage, "output", result.response or "", result)
+        if verdict is None:
+            return
+        if not verdict["safe"]:
+            result.blocked = True
+            result.block_reason = str(verdict.get("reason") or "output blocked")
+            result.response = self.refusal
+        elif isinstance(verdict.get("filtered"), str):
+            result.response = verdict["filtered"]
+
+    async def _tts(
+        self,
+        runtime: Runtime,
+        pipe: EffectivePipeline,
+        stage: EffectiveStage,
+        say: str,
+        result: RunResult,
+    ) -> None:
+        async def call(_: str, prov: ProviderConfig, timeout_s: float) -> tuple[bytes, str | None]:
+            opts = {**prov.options, **stage.options}
+            return await self.stages.speak(prov, say, opts, timeout_s)
+
+        spoken = await self._stage(runtime, pipe, stage, call, result)
+        if spoken is not None:
+            result.audio, result.tts_engine = spoken
+
+    @staticmethod
+    def _skip_reason(stage: EffectiveStage, inp: RunInput, result: RunResult) -> str | None:
+        if stage.stage in AUDIO_STAGES and inp.audio is None:
+            return "text input"
+        if result.blocked and stage.stage in ("llm", "guard_output"):
+            return "input blocked"
+        if stage.stage == "tts" and not inp.want_audio:
+            return "audio not requested"
+        return None
+
+    async def _guard(
+        self,
+        runtime: Runtime,
+        pipe: EffectivePipeline,
+        stage: EffectiveStage,
+        direction: str,
+        text: str,
+        result: RunResult,
+    ) -> dict[str, Any] | None:
+        async def call(_: str, prov: ProviderConfig, timeout_s: float) -> dict[str, Any]:
+            return await self.stages.validate(prov, direction, text, timeout_s)
+
+        verdict: dict[str, Any] | None = await self._stage(runtime, pipe, stage, call, result)
+        return verdict
+
+    async def _llm(
+        self,
+        runtime: Runtime,
+        pipe: EffectivePipeline,
+        stage: EffectiveStage,
+        inp: RunInput,
+        text: str,
+        result: RunResult,
+    ) -> None:
+        history = inp.history if inp.history is not None else await self.store.load(inp.session_id)
+        messages = build_messages(runtime.loaded.file.system_prompt.text, history, text)
+
+        async def call(name: str, _: ProviderConfig, __: float) -> tuple[str, dict[str, int]]:
+            return await ask(runtime.llm[(pipe.name, name)], messages)
+
+        out = await self._stage(runtime, pipe, stage, call, result)
+        if out is not None:
+            result.response, result.usage = out

@@ -1,0 +1,44 @@
+"""Request bodies of the orchestrator's own endpoints."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TranscriptRequest(BaseModel):
+    """POST /mcp/transcript."""
+
+    transcript: str = Field(description="What the user said (already transcribed).")
+    session_id: str | None = Field(None, description="Conversation id; a new one when absent.")
+    pipeline: str | None = Field(None, description="Pipeline name; the active one when absent.")
+    audio: bool = Field(False, description="Also run the pipeline's tts stage (base64 WAV).")
+
+
+class ChatMessage(BaseModel):
+    """One OpenAI chat message (text content only)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        """The message's text (text parts of multi-part content joined)."""
+        if isinstance(self.content, str):
+            return self.content
+        if not self.content:
+            return ""
+        return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+
+
+class ChatRequest(BaseModel):
+    """POST /v1/chat/completions (sampling fields are accepted; the pipeline's options rule)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    user: str | None = None

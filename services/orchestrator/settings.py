@@ -1,0 +1,82 @@
+"""Orchestrator settings (env prefix ORCH_; cross-service names unprefixed)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from services.kit import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """Everything the orchestrator reads from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore", populate_by_name=True)
+
+    port: int = Field(
+        8200, validation_alias=AliasChoices("PORT", "ORCH_PORT"), description="Listen port."
+    )
+    pipelines_path: str = Field(
+        "config/pipelines.yaml", description="Pipeline YAML (relative to the working directory)."
+    )
+    reload_poll_s: float = Field(
+        1.0, ge=0, description="How often the YAML's mtime is checked for hot reload; 0 disables."
+    )
+    enable_preprocessing: bool = Field(
+        True,
+        validation_alias=AliasChoices("ENABLE_PREPROCESSING", "ORCH_ENABLE_PREPROCESSING"),
+        description="Keep `denoise` stages; false drops them from every pipeline.",
+    )
+    enable_guardrails: bool = Field(
+        True,
+        validation_alias=AliasChoices("ENABLE_GUARDRAILS", "ORCH_ENABLE_GUARDRAILS"),
+        description="Keep `guard_input`/`guard_output` stages; false drops them.",
+    )
+    guardrails_fail_mode: Literal["closed", "open"] = Field(
+        "closed",
+        description="When every guardrails provider is down: closed fails the run, open skips.",
+    )
+    api_keys: str = Field(
+        "",
+        validation_alias=AliasChoices("ORCHESTRATOR_API_KEYS", "ORCH_API_KEYS"),
+        description="Comma-separated client keys; when set, every API route needs a Bearer key.",
+    )
+    admin_open: bool = Field(
+        False,
+        description="Allow /admin/* without a key when no ORCHESTRATOR_API_KEYS are set (dev).",
+    )
+    redis_url: str = Field(
+        "",
+        validation_alias=AliasChoices("REDIS_URL", "ORCH_REDIS_URL"),
+        description="Session history in Redis when set; in-memory otherwise.",
+    )
+    session_ttl_s: float = Field(3600.0, gt=0, description="Idle session history lifetime.")
+    session_max_turns: int = Field(
+        10, ge=0, description="User+assistant turn pairs kept per session (older ones dropped)."
+    )
+    max_sessions: int = Field(
+        10_000, ge=1, description="In-memory store: most sessions kept (least recent evicted)."
+    )
+    max_text_chars: int = Field(4000, ge=1, description="Longest transcript/message accepted.")
+    max_audio_bytes: int = Field(
+        10_000_000, ge=1, description="Largest audio upload accepted by /v1/voice (413 beyond)."
+    )
+    breaker_failures: int = Field(
+        3, ge=1, description="Consecutive transient failures that open a provider's circuit."
+    )
+    breaker_cooldown_s: float = Field(
+        30.0, gt=0, description="How long an open circuit skips its provider before a probe."
+    )
+    default_timeout_s: float = Field(
+        30.0, gt=0, description="Provider timeout when the YAML gives none."
+    )
+    chat_pipeline: str = Field(
+        "text",
+        description="Pipeline used by /v1/chat/completions when `model` names no pipeline.",
+    )
+    refusal_message: str = Field(
+        "Sorry, I can't help with that request.",
+        description="Reply sent when guardrails block the input or the output.",
+    )

@@ -1,0 +1,1 @@
+"""Speech-to-text service: Whisper behind the OpenAI transcription API."""

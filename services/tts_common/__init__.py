@@ -1,0 +1,1 @@
+"""Code shared by the two TTS services: request models, voices, sentence splitting, streaming."""

@@ -1,0 +1,1 @@
+"""tts-piper engine backends."""

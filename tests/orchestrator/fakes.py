@@ -1,0 +1,237 @@
+"""Fake stage services implementing the real HTTP APIs of DESIGN.md, with failure knobs.
+
+One app serves every stage endpoint (denoise, stt, guardrails, llm, tts) so a test can point
+any provider at it. Knobs: fail_times (first N calls fail with fail_status), status (every
+call fails with it), latency_s, hang. It also records, per X-Request-ID, how long its
+handlers ran, so the benchmark can subtract the stages' own processing time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import threading
+import time
+import wave
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import UploadFile
+
+
+@dataclass
+class Knobs:
+    """Behaviour switches a test flips at run time."""
+
+    name: str = "fake"
+    fail_times: int = 0
+    fail_status: int = 503
+    status: int | None = None
+    latency_s: float = 0.0
+    hang: bool = False
+    garbage: bool = False  # answer 200 with an HTML page instead of the API's shape
+    transcript: str = "what is the weather like"
+    reply: str | None = None  # fixed LLM reply; default echoes what it saw
+    blocked_words: tuple[str, ...] = ("bomb",)
+    calls: Counter[str] = field(default_factory=Counter)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    processing_ms: dict[str, float] = field(default_factory=dict)
+    record_processing: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        """Back to a healthy fake with no history."""
+        self.fail_times = 0
+        self.status = None
+        self.latency_s = 0.0
+        self.hang = False
+        self.garbage = False
+        self.calls.clear()
+        self.requests.clear()
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": "fake_error", "param": None, "code": None}},
+        status_code=status,
+    )
+
+
+def tiny_wav(seconds: float = 0.1, rate: int = 16000) -> bytes:
+    """A valid PCM16 WAV of silence."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\x00\x00" * int(seconds * rate))
+    return buf.getvalue()
+
+
+def fake_stage_app(knobs: Knobs) -> FastAPI:
+    """A FastAPI app speaking every stage API."""
+    app = FastAPI()
+
+    async def gate(endpoint: str, request: Request) -> Response | None:
+        knobs.calls[endpoint] += 1
+        hang_until = time.monotonic() + 60
+        while knobs.hang and time.monotonic() < hang_until:  # noqa: ASYNC110 (set from test thread)
+            # Polls so a test that clears `hang` releases the server for a quick shutdown.
+            await asyncio.sleep(0.05)
+        if knobs.latency_s:
+            await asyncio.sleep(knobs.latency_s)
+        if knobs.garbage:
+            return Response(b"<html>proxy login</html>", media_type="text/html")
+        if knobs.status is not None:
+            return _error(knobs.status, f"{knobs.name} forced status {knobs.status}")
+        if knobs.fail_times > 0:
+            knobs.fail_times -= 1
+            return _error(knobs.fail_status, f"{knobs.name} failing on purpose")
+        return None
+
+    def done(request: Request, started: float, response: Response) -> Response:
+        if knobs.record_processing:
+            rid = request.headers.get("x-request-id", "")
+            ms = (time.perf_counter() - started) * 1000
+            with knobs.lock:
+                knobs.processing_ms[rid] = knobs.processing_ms.get(rid, 0.0) + ms
+        return response
+
+    @app.get("/health/ready")
+    async def ready() -> dict[str, str]:
+        return {"status": "ready"}
+
+    @app.get("/fake/processing")
+    async def processing() -> dict[str, float]:
+        with knobs.lock:
+            return dict(knobs.processing_ms)
+
+    @app.post("/denoise")
+    async def denoise(request: Request) -> Response:
+        started = time.perf_counter()
+        body = await request.body()
+        if (err := await gate("denoise", request)) is not None:
+            return err
+        if not body.startswith(b"RIFF"):
+            return _error(415, "not a WAV file")
+        return done(
+            request,
+            started,
+            Response(body, media_type="audio/wav", headers={"X-Denoise-Engine": "fake"}),
+        )
+
+    @app.post("/v1/audio/transcriptions")
+    async def transcribe(request: Request) -> Response:
+        started = time.perf_counter()
+        form = await request.form()
+        if (err := await gate("stt", request)) is not None:
+            return err
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile) or form.get("model") is None:
+            return _error(400, "file and model are required")
+        data = await upload.read()
+        knobs.requests.append(
+            {"endpoint": "stt", "model": form.get("model"), "language": form.get("language")}
+        )
+        if not data.startswith(b"RIFF"):
+            return _error(415, "could not decode audio: not a supported format")
+        return done(request, started, JSONResponse({"text": knobs.transcript}))
+
+    @app.post("/validate/{direction}")
+    async def validate(direction: str, request: Request) -> Response:
+        started = time.perf_counter()
+        body = await request.json()
+        if (err := await gate(f"guard_{direction}", request)) is not None:
+            return err
+        text = str(body.get("text", ""))
+        hit = next((w for w in knobs.blocked_words if w in text.lower()), None)
+        if direction == "input":
+            out: dict[str, Any] = {
+                "safe": hit is None,
+                "reason": f"blocked word: {hit}" if hit else None,
+                "sanitized": text.replace("555-1234", "[PHONE]"),
+            }
+        else:
+            filtered = text.replace("555-1234", "[PHONE]")
+            out = {
+                "safe": hit is None,
+                "reason": f"blocked word: {hit}" if hit else None,
+                "filtered": filtered,
+                "redactions": int(filtered != text),
+            }
+        return done(request, started, JSONResponse(out))
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        started = time.perf_counter()
+        body = await request.json()
+        if (err := await gate("llm", request)) is not None:
+            return err
+        knobs.requests.append({"endpoint": "llm", **body})
+        users = [m["content"] for m in body["messages"] if m["role"] == "user"]
+        content = (
+            knobs.reply if knobs.reply is not None else f"[{knobs.name}] seen: " + " | ".join(users)
+        )
+        return done(
+            request,
+            started,
+            JSONResponse(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body.get("model", "fake"),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": content},
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+                }
+            ),
+        )
+
+    @app.post("/v1/audio/speech")
+    async def speech(request: Request) -> Response:
+        started = time.perf_counter()
+        body = await request.json()
+        if (err := await gate("tts", request)) is not None:
+            return err
+        knobs.requests.append({"endpoint": "tts", **body})
+        if not str(body.get("input", "")).strip():
+            return _error(400, "input is empty")
+        return done(
+            request,
+            started,
+            Response(tiny_wav(), media_type="audio/wav", headers={"X-TTS-Engine": knobs.name}),
+        )
+
+    return app
+
+
+def main() -> None:
+    """Serve one fake on a port (the benchmark runs fakes in their own process)."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--name", default="fake")
+    args = parser.parse_args()
+    knobs = Knobs(name=args.name, record_processing=True)
+    uvicorn.run(
+        fake_stage_app(knobs),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
