@@ -17,7 +17,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     SERVICE=${SERVICE}
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libsndfile1 \
+    && apt-get install -y --no-install-recommends libsndfile1 libopus0 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 app && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin app \
     && mkdir -p /models /data \

@@ -1,0 +1,1 @@
+"""monitoring-dashboard: a Streamlit page over service health checks and Prometheus."""

@@ -1,0 +1,1 @@
+"""testing-ui: a Gradio page for trying the assistant through the orchestrator."""

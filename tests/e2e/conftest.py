@@ -1,0 +1,122 @@
+"""The whole local mesh, started once per test session by the project's own runner."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+
+from scripts.run_local import Mesh, load_specs
+from tests.helpers import ROOT, free_port, run_server
+
+API_KEY = "e2e-test-key"
+STAGE_SERVICES = [
+    "audio-preprocessor",
+    "stt",
+    "llm-flan",
+    "tts-piper",
+    "tts-bark",
+    "guardrails",
+    "orchestrator",
+]
+
+
+def echo_llm_app() -> FastAPI:
+    """An OpenAI-compatible chat server that echoes every user turn it was sent.
+
+    It stands in for a cloud provider in a pipeline: what it returns shows exactly which
+    history the orchestrator sent, so session isolation and redaction are checkable.
+    """
+    app = FastAPI()
+    app.state.calls = 0
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> dict[str, object]:
+        body = await request.json()
+        app.state.calls += 1
+        users = [m["content"] for m in body["messages"] if m["role"] == "user"]
+        text = "You said: " + " | ".join(users)
+        return {
+            "id": "chatcmpl-echo",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", "echo"),
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": text},
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def echo_llm() -> Iterator[str]:
+    """Base URL of the echo LLM."""
+    with run_server(echo_llm_app(), ready_path="/docs") as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def pipelines_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of config/pipelines.yaml that tests may rewrite (hot reload)."""
+    path = tmp_path_factory.mktemp("config") / "pipelines.yaml"
+    shutil.copy(ROOT / "config" / "pipelines.yaml", path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mesh(pipelines_file: Path) -> Iterator[Mesh]:
+    """Start the stage services and the orchestrator on free ports; stop them at the end."""
+    ports = {name: free_port() for name in STAGE_SERVICES}
+    specs = load_specs(ROOT / "docker-compose.yml", [], ROOT / ".env.local", host_ports=ports)
+    log_dir = ROOT / "artifacts" / "e2e-logs"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    log = (ROOT / "artifacts").joinpath("e2e-runner.log")
+    log.parent.mkdir(exist_ok=True)
+    with log.open("w") as out:
+        m = Mesh(
+            specs,
+            only=set(STAGE_SERVICES),
+            out=out,
+            log_dir=log_dir,
+            quiet_logs=True,
+            extra_env={
+                "orchestrator": {
+                    "ORCH_PIPELINES_PATH": str(pipelines_file),
+                    "ORCHESTRATOR_API_KEYS": API_KEY,
+                    "ORCH_RELOAD_POLL_S": "0.5",
+                    "ORCH_BREAKER_COOLDOWN_S": "2",
+                },
+                "guardrails": {
+                    "GUARD_RATE_LIMIT": "10000/minute",
+                    "GUARD_ESCALATION_DB": str(pipelines_file.parent / "esc.db"),
+                },
+            },
+        )
+        m.start_all()
+        try:
+            ok = m.wait_ready(timeout=600)
+            assert ok, "mesh did not become ready; see artifacts/e2e-logs/ and e2e-runner.log"
+            yield m
+        finally:
+            m.stop_all()
+
+
+@pytest.fixture(scope="session")
+def orch(mesh: Mesh) -> Iterator[httpx.Client]:
+    """An HTTP client for the orchestrator with the test API key."""
+    with httpx.Client(
+        base_url=mesh.url("orchestrator"),
+        timeout=180,
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    ) as client:
+        yield client
