@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -31,7 +32,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def run_server(
-    app: object,
+    app: Any,
     *,
     ready_path: str | None = "/health/ready",
     timeout: float = 120.0,
@@ -103,7 +104,8 @@ def add_noise(clean: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
     noise = rng.standard_normal(len(clean)).astype(np.float32)
     p_sig = float(np.mean(clean**2)) + 1e-12
     p_noise = p_sig / (10 ** (snr_db / 10))
-    return (clean + noise * np.sqrt(p_noise)).astype(np.float32)
+    noisy: np.ndarray = (clean + noise * np.sqrt(p_noise)).astype(np.float32)
+    return noisy
 
 
 def normalize_text(text: str) -> str:

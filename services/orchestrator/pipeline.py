@@ -58,6 +58,8 @@ class RunInput:
     audio: bytes | None = None
     filename: str = "audio.wav"
     want_audio: bool = False
+    # A TTS voice chosen by the client; overrides the stage's configured voice.
+    voice: str | None = None
     # Stateless chat: the client's own history replaces the session store.
     history: list[Turn] | None = None
 
@@ -226,7 +228,7 @@ class Runner:
                 await self._guard_output(runtime, pipe, stage, result)
             elif name == "tts":
                 say = result.response if result.response is not None else (text or "")
-                await self._tts(runtime, pipe, stage, say, result)
+                await self._tts(runtime, pipe, stage, say, result, inp.voice)
         if not pipe.has("llm") and result.response is None and pipe.has("guard_input"):
             result.response = text
         stored = pipe.has("llm") and not result.blocked and inp.history is None
@@ -313,9 +315,12 @@ class Runner:
         stage: EffectiveStage,
         say: str,
         result: RunResult,
+        voice: str | None = None,
     ) -> None:
         async def call(_: str, prov: ProviderConfig, timeout_s: float) -> tuple[bytes, str | None]:
             opts = {**prov.options, **stage.options}
+            if voice:
+                opts["voice"] = voice
             return await self.stages.speak(prov, say, opts, timeout_s)
 
         spoken = await self._stage(runtime, pipe, stage, call, result)

@@ -78,7 +78,13 @@ async def transcript(
     text = _check_text(body.transcript, settings, "transcript")
     session_id = check_session_id(body.session_id)
     result = await runner.run(
-        RunInput(session_id=session_id, pipeline=body.pipeline, text=text, want_audio=body.audio)
+        RunInput(
+            session_id=session_id,
+            pipeline=body.pipeline,
+            text=text,
+            want_audio=body.audio,
+            voice=body.voice,
+        )
     )
     out = _run_body(result)
     if body.audio:
@@ -94,6 +100,7 @@ async def voice(
     file: Annotated[UploadFile, File(description="Speech audio (WAV, FLAC, OGG, MP3).")],
     session_id: Annotated[str | None, Form()] = None,
     pipeline: Annotated[str | None, Form()] = None,
+    voice: Annotated[str | None, Form(max_length=64)] = None,
     response_format: Annotated[Literal["json", "wav"], Query()] = "json",
 ) -> Response:
     """Audio in → transcript, reply and reply audio (JSON with base64 WAV, or the WAV)."""
@@ -124,6 +131,7 @@ async def voice(
             audio=data,
             filename=file.filename or "audio.wav",
             want_audio=True,
+            voice=voice,
         ),
         runtime,
     )

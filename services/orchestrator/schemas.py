@@ -14,6 +14,9 @@ class TranscriptRequest(BaseModel):
     session_id: str | None = Field(None, description="Conversation id; a new one when absent.")
     pipeline: str | None = Field(None, description="Pipeline name; the active one when absent.")
     audio: bool = Field(False, description="Also run the pipeline's tts stage (base64 WAV).")
+    voice: str | None = Field(
+        None, max_length=64, description="TTS voice (e.g. alloy); the stage's voice when absent."
+    )
 
 
 class ChatMessage(BaseModel):

@@ -78,13 +78,25 @@ def test_voice_pipeline_runs_all_six_stages(fakes, tmp_path):
         assert r.headers["x-transcript"] == "what%20is%20the%20weather%20like"
         assert len(r.headers["x-session-id"]) == 32  # created for the caller
 
+        # A client's voice choice overrides the stage's configured voice.
+        fakes["primary"].knobs.requests.clear()
+        r = httpx.post(
+            base + "/v1/voice",
+            files={"file": ("a.wav", tiny_wav(), "audio/wav")},
+            data={"voice": "onyx"},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        tts_req = next(q for q in fakes["primary"].knobs.requests if q["endpoint"] == "tts")
+        assert tts_req["voice"] == "onyx"
+
         m = httpx.get(base + "/metrics").text
         assert (
             'orchestrator_stage_requests_total{outcome="ok",pipeline="voice",'
-            'provider="llm-a",stage="llm"} 2.0'
+            'provider="llm-a",stage="llm"} 3.0'
         ) in m
         assert "orchestrator_stage_latency_seconds_bucket" in m
-        assert 'orchestrator_pipeline_runs_total{outcome="ok",pipeline="voice"} 2.0' in m
+        assert 'orchestrator_pipeline_runs_total{outcome="ok",pipeline="voice"} 3.0' in m
 
 
 def test_partial_pipelines_and_bad_input(fakes, tmp_path):
