@@ -1,0 +1,1 @@
+"""audio-preprocessor: denoising in front of speech recognition."""

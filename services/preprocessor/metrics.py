@@ -1,0 +1,41 @@
+"""Service metrics of the audio-preprocessor, on the app's own registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class DenoiseMetrics:
+    """Audio processed, processing time and open streams, by engine."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.audio_seconds = Counter(
+            "denoise_audio_seconds_total",
+            "Seconds of audio denoised.",
+            ["engine", "endpoint"],
+            registry=registry,
+        )
+        self.processing_seconds = Histogram(
+            "denoise_processing_seconds",
+            "Wall time spent denoising one request or block.",
+            ["engine", "endpoint"],
+            registry=registry,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+        )
+        self.active_streams = Gauge(
+            "denoise_active_streams",
+            "Open WebSocket denoising streams.",
+            ["engine"],
+            registry=registry,
+        )
+        self.stream_underflows = Counter(
+            "denoise_stream_underflows_total",
+            "WebSocket blocks padded because the engine lagged beyond the announced latency.",
+            ["engine"],
+            registry=registry,
+        )
+
+    def observe(self, engine: str, endpoint: str, audio_s: float, wall_s: float) -> None:
+        """Record one processed piece of audio."""
+        self.audio_seconds.labels(engine, endpoint).inc(audio_s)
+        self.processing_seconds.labels(engine, endpoint).observe(wall_s)
