@@ -49,7 +49,7 @@ def _use_pipeline(orch: httpx.Client, path: Path, echo_url: str, active: str) ->
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     r = orch.post("/admin/reload")
     assert r.status_code == 200, r.text
-    assert orch.get("/v1/pipelines").json()["active"] == active
+    assert orch.get("/v1/pipelines").json()["active_pipeline"] == active
 
 
 def test_voice_turn_end_to_end(mesh, orch):

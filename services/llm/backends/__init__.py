@@ -1,0 +1,1 @@
+"""Engine backends; each imports its heavy libraries only inside itself."""

@@ -1,0 +1,264 @@
+"""transformers backend: FLAN-T5 (seq2seq) and causal chat models, GGUF files included."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from services.llm.engine import ChatMessage, GenerationOutcome, GenerationParams, PreparedPrompt
+from services.llm.prompts import fit_messages, flan_prompt
+
+log = logging.getLogger("llm.transformers")
+
+FLAN_ALIASES = {size: f"google/flan-t5-{size}" for size in ("small", "base", "large", "xl", "xxl")}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where to load a model from: a hub id or directory, plus a GGUF file name inside it."""
+
+    path: str
+    gguf_file: str | None
+    model_id: str
+
+
+def resolve_model(spec: str, served_name: str = "") -> ModelSource:
+    """Turn LLM_MODEL (alias, hub id, directory or .gguf file) into a load source."""
+    spec = spec.strip()
+    if not spec:
+        raise ValueError("LLM_MODEL is empty")
+    path = FLAN_ALIASES.get(spec.lower(), spec)
+    gguf_file: str | None = None
+    model_id = path
+    if path.lower().endswith(".gguf"):
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"GGUF file not found: {path}")
+        path, gguf_file = str(file.parent), file.name
+        model_id = file.name[: -len(".gguf")]
+    elif Path(path).is_dir():
+        model_id = Path(path).resolve().name
+    return ModelSource(path=path, gguf_file=gguf_file, model_id=served_name or model_id)
+
+
+class TransformersChatEngine:
+    """A transformers model with its tokenizer, generating through `generate()`."""
+
+    engine = "transformers"
+
+    def __init__(self, model: Any, tokenizer: Any, model_id: str, device: str) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.device = device
+        self.is_seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+        self.kind = "seq2seq" if self.is_seq2seq else "causal"
+        self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+        eos = model.generation_config.eos_token_id
+        if eos is None:
+            eos = tokenizer.eos_token_id
+        eos_list = eos if isinstance(eos, list) else [] if eos is None else [eos]
+        self.eos_ids: set[int] = set(eos_list)
+        pad = model.generation_config.pad_token_id
+        if pad is None:
+            pad = tokenizer.pad_token_id
+        if pad is None and self.eos_ids:
+            # Causal models often lack a pad token; generate() warns and needs one for masks.
+            pad = min(self.eos_ids)
+        self.pad_id: int | None = pad
+        # torch's RNG is process-global: a seeded sampling run holds this lock so two seeded
+        # requests cannot interleave their draws.
+        self._seed_lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls, spec: str, *, served_name: str = "", device: str = "cpu", torch_threads: int = 0
+    ) -> TransformersChatEngine:
+        """Load a model and tokenizer (blocking; call from a worker thread)."""
+        import torch
+        from transformers import (
+            AutoConfig,
+            AutoModelForCausalLM,
+            AutoModelForSeq2SeqLM,
+            AutoTokenizer,
+        )
+
+        if torch_threads > 0:
+            torch.set_num_threads(torch_threads)
+        source = resolve_model(spec, served_name)
+        kwargs: dict[str, Any] = {}
+        if source.gguf_file:
+            kwargs["gguf_file"] = source.gguf_file
+        config = AutoConfig.from_pretrained(source.path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source.path, **kwargs)
+        auto: Any = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+        # float32: GGUF weights are dequantised to it, and T5 overflows in float16.
+        model = auto.from_pretrained(source.path, dtype=torch.float32, **kwargs)
+        model.to(device)
+        model.eval()
+        log.info("model loaded", extra={"model": source.model_id, "kind": type(model).__name__})
+        return cls(model, tokenizer, source.model_id, device)
+
+    # --- prompts -------------------------------------------------------------------------
+
+    def _render(self, messages: Sequence[ChatMessage]) -> list[int]:
+        if self.is_seq2seq or not self.has_chat_template:
+            text = flan_prompt(messages)
+            ids: list[int] = self.tokenizer(text, add_special_tokens=self.is_seq2seq)["input_ids"]
+            return ids
+        text = self._chat_template(messages)
+        # The template already holds BOS and role markers; adding special tokens would double them.
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids
+
+    def _chat_template(self, messages: Sequence[ChatMessage]) -> str:
+        convo = [{"role": m.role, "content": m.content} for m in messages]
+        try:
+            text: str = self.tokenizer.apply_chat_template(
+                convo,
+                add_generation_prompt=messages[-1].role != "assistant",
+                continue_final_message=messages[-1].role == "assistant",
+                tokenize=False,
+            )
+            return text
+        except Exception as exc:  # some templates refuse a system role: fold it into a user turn
+            if not any(m.role == "system" for m in messages):
+                raise
+            log.debug("chat template rejected system role", extra={"error": type(exc).__name__})
+        system = "\n".join(m.content for m in messages if m.role == "system")
+        rest = [m for m in messages if m.role != "system"]
+        first_user = next((i for i, m in enumerate(rest) if m.role == "user"), None)
+        if first_user is None:
+            rest.insert(0, ChatMessage("user", system))
+        else:
+            rest[first_user] = ChatMessage("user", f"{system}\n\n{rest[first_user].content}")
+        return self._chat_template(rest)
+
+    def prepare(self, messages: Sequence[ChatMessage], max_input_tokens: int) -> PreparedPrompt:
+        """Build and tokenise the prompt, dropping the oldest turns to fit the budget."""
+        kept, dropped = fit_messages(messages, lambda ms: len(self._render(ms)), max_input_tokens)
+        return PreparedPrompt(input_ids=self._render(kept), dropped_messages=dropped)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in a piece of text, without special tokens."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # --- generation ----------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompt: PreparedPrompt,
+        params: GenerationParams,
+        on_text: Callable[[str], None],
+        should_stop: Callable[[], bool],
+    ) -> GenerationOutcome:
+        """Generate (blocking), calling `on_text` with each new piece; stop early when asked."""
+        import torch
+
+        started = time.perf_counter()
+        streamer = _make_streamer(self.tokenizer, on_text)
+        input_ids = torch.tensor([prompt.input_ids], dtype=torch.long, device=self.device)
+        kwargs: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": torch.ones_like(input_ids),
+            "max_new_tokens": params.max_new_tokens,
+            "streamer": streamer,
+            "stopping_criteria": _stopping_criteria(should_stop),
+            "pad_token_id": self.pad_id,
+        }
+        if params.temperature > 0:
+            kwargs.update(
+                do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0
+            )
+        else:
+            # Explicitly greedy: hub generation configs may ask for sampling by default.
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        seeded = params.seed is not None and params.temperature > 0
+        if seeded:
+            self._seed_lock.acquire()
+        try:
+            if seeded:
+                torch.manual_seed(int(params.seed or 0))
+            with torch.inference_mode():
+                output = self.model.generate(**kwargs)
+        finally:
+            if seeded:
+                self._seed_lock.release()
+        sequence = output[0].tolist()
+        # seq2seq output starts with the decoder start token; causal output repeats the prompt.
+        new = sequence[1:] if self.is_seq2seq else sequence[len(prompt.input_ids) :]
+        hit_eos = bool(new) and new[-1] in self.eos_ids
+        return GenerationOutcome(
+            completion_tokens=len(new),
+            hit_eos=hit_eos,
+            cancelled=should_stop() and not hit_eos and len(new) < params.max_new_tokens,
+            first_token_s=streamer.first_token_s,
+            seconds=time.perf_counter() - started,
+        )
+
+
+def _make_streamer(tokenizer: Any, on_text: Callable[[str], None]) -> Any:
+    from transformers.generation.streamers import BaseStreamer
+
+    class TokenStreamer(BaseStreamer):  # type: ignore[misc]
+        """Hands out new text after every generated token, not only at word ends.
+
+        Incremental detokenisation (as in text-generation-inference): the newest tokens are
+        decoded together with a few before them, so merges and leading spaces come out right
+        at constant cost per token; text ending in an incomplete UTF-8 sequence waits.
+        """
+
+        def __init__(self) -> None:
+            self.started = time.perf_counter()
+            self.first_token_s: float | None = None
+            self.tokens: list[int] = []
+            self.prefix_offset = 0
+            self.read_offset = 0
+            self.prompt_seen = False
+
+        def put(self, value: Any) -> None:
+            if not self.prompt_seen:
+                # generate() first hands over the prompt (or the decoder start token).
+                self.prompt_seen = True
+                return
+            if self.first_token_s is None:
+                self.first_token_s = time.perf_counter() - self.started
+            self.tokens.extend(int(t) for t in value.reshape(-1).tolist())
+            self._emit()
+
+        def end(self) -> None:
+            self._emit(final=True)
+
+        def _emit(self, final: bool = False) -> None:
+            prefix: str = tokenizer.decode(
+                self.tokens[self.prefix_offset : self.read_offset], skip_special_tokens=True
+            )
+            text: str = tokenizer.decode(
+                self.tokens[self.prefix_offset :], skip_special_tokens=True
+            )
+            if len(text) > len(prefix) and (final or not text.endswith("\ufffd")):
+                on_text(text[len(prefix) :])
+                self.prefix_offset = self.read_offset
+                self.read_offset = len(self.tokens)
+
+    return TokenStreamer()
+
+
+def _stopping_criteria(should_stop: Callable[[], bool]) -> Any:
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class FlagCriteria(StoppingCriteria):  # type: ignore[misc]
+        """Ends generation when the caller asks (client gone, stop string seen)."""
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full(
+                (input_ids.shape[0],), should_stop(), dtype=torch.bool, device=input_ids.device
+            )
+
+    return StoppingCriteriaList([FlagCriteria()])

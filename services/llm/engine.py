@@ -1,0 +1,82 @@
+"""The chat engine interface the routes talk to; backends implement it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One conversation turn after validation (developer is folded into system)."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    """A tokenised prompt that fits the input budget."""
+
+    input_ids: list[int]
+    dropped_messages: int = 0
+
+    @property
+    def n_tokens(self) -> int:
+        """Prompt length in tokens."""
+        return len(self.input_ids)
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Decoding settings for one request."""
+
+    max_new_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class GenerationOutcome:
+    """What a finished generation produced, besides its text."""
+
+    completion_tokens: int
+    hit_eos: bool
+    cancelled: bool
+    first_token_s: float | None = None
+    seconds: float = 0.0
+
+
+class ContextLengthExceeded(ValueError):
+    """Even the system message plus the newest user turn do not fit the input budget."""
+
+    def __init__(self, needed: int, limit: int) -> None:
+        super().__init__(f"prompt needs {needed} tokens, limit is {limit}")
+        self.needed = needed
+        self.limit = limit
+
+
+class ChatEngine(Protocol):
+    """A loaded model that turns chat messages into streamed text."""
+
+    engine: str
+    model_id: str
+    kind: str
+
+    def prepare(self, messages: Sequence[ChatMessage], max_input_tokens: int) -> PreparedPrompt:
+        """Build and tokenise the prompt, dropping the oldest turns to fit the budget."""
+        ...
+
+    def generate(
+        self,
+        prompt: PreparedPrompt,
+        params: GenerationParams,
+        on_text: Callable[[str], None],
+        should_stop: Callable[[], bool],
+    ) -> GenerationOutcome:
+        """Generate (blocking), calling `on_text` with each new piece; stop early when asked."""
+        ...

@@ -1,0 +1,15 @@
+"""Fixtures: a tiny FLAN-T5-shaped model built on disk once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.llm.tiny_t5 import build_t5
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tokenizer + random tiny T5 saved with save_pretrained (the flan-t5 loading path)."""
+    return build_t5(tmp_path_factory.mktemp("tiny-t5") / "flan-t5-tiny")
