@@ -54,7 +54,7 @@ test-fast: ## Tests without the slow (model/server) ones
 lint: ## ruff + mypy (strict) + hadolint
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
-	$(PYTHON) -m mypy services scripts
+	$(PYTHON) -m mypy services scripts benchmarks
 	hadolint Dockerfile
 
 format: ## Apply ruff's fixes and formatting

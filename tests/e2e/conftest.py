@@ -23,6 +23,7 @@ STAGE_SERVICES = [
     "guardrails",
     "orchestrator",
 ]
+VIEW_SERVICES = ["testing-ui", "monitoring-dashboard", "prometheus"]
 
 
 def echo_llm_app() -> FastAPI:
@@ -76,7 +77,8 @@ def pipelines_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def mesh(pipelines_file: Path) -> Iterator[Mesh]:
     """Start the stage services and the orchestrator on free ports; stop them at the end."""
-    ports = {name: free_port() for name in STAGE_SERVICES}
+    names = STAGE_SERVICES + VIEW_SERVICES
+    ports = {name: free_port() for name in names}
     specs = load_specs(ROOT / "docker-compose.yml", [], ROOT / ".env.local", host_ports=ports)
     log_dir = ROOT / "artifacts" / "e2e-logs"
     shutil.rmtree(log_dir, ignore_errors=True)
@@ -85,7 +87,7 @@ def mesh(pipelines_file: Path) -> Iterator[Mesh]:
     with log.open("w") as out:
         m = Mesh(
             specs,
-            only=set(STAGE_SERVICES),
+            only=set(names),
             out=out,
             log_dir=log_dir,
             quiet_logs=True,
@@ -96,6 +98,8 @@ def mesh(pipelines_file: Path) -> Iterator[Mesh]:
                     "ORCH_RELOAD_POLL_S": "0.5",
                     "ORCH_BREAKER_COOLDOWN_S": "2",
                 },
+                "testing-ui": {"UI_ORCHESTRATOR_API_KEY": API_KEY},
+                "monitoring-dashboard": {"DASHBOARD_REFRESH_S": "2", "DASHBOARD_RATE_WINDOW": "1m"},
                 "guardrails": {
                     "GUARD_RATE_LIMIT": "10000/minute",
                     "GUARD_ESCALATION_DB": str(pipelines_file.parent / "esc.db"),

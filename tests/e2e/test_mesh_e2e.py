@@ -13,11 +13,18 @@ import yaml
 
 from scripts.run_local import Mesh
 from services.kit.audio import decode_audio
-from tests.helpers import add_noise, synth_speech, wav_bytes, wer
+from tests.helpers import add_noise, normalize_text, synth_speech, wav_bytes, wer
 
 pytestmark = pytest.mark.slow
 
 QUESTION = "What is the capital of France?"
+
+
+def cer(reference: str, hypothesis: str) -> float:
+    """Character error rate after the tests' text normalisation."""
+    import jiwer
+
+    return float(jiwer.cer(normalize_text(reference), normalize_text(hypothesis)))
 
 
 def _stt(mesh: Mesh, audio: bytes) -> str:
@@ -75,8 +82,12 @@ def test_voice_turn_end_to_end(mesh, orch):
     assert all(s["status"] == "ok" for s in body["stages"]), body["stages"]
     reply = base64.b64decode(body["audio"])
     assert decode_audio(reply).duration_s > 0.5
-    # The spoken reply says what the reply text says.
-    assert wer(body["response"], _stt(mesh, reply)) <= 0.25
+    # A real answer (greedy decoding makes it reproducible) ...
+    assert "paris" in body["response"].lower(), body["response"]
+    # ... and the spoken reply says what the reply text says (character error rate: one
+    # merged word such as "France is" -> "Francis" is two word errors in a six-word reply).
+    heard = _stt(mesh, reply)
+    assert cer(body["response"], heard) <= 0.15, (body["response"], heard)
 
 
 def test_text_turn_and_wav_response(orch):
@@ -174,7 +185,12 @@ def test_hot_reload_pii_redaction_and_session_isolation(mesh, orch, pipelines_fi
         _use_pipeline(orch, pipelines_file, echo_llm, active="voice")
 
 
-def test_primary_tts_stopped_mid_run_falls_back_without_losing_requests(mesh, orch):
+def test_primary_tts_stopped_mid_run_falls_back_without_losing_requests(
+    mesh, orch, pipelines_file, echo_llm
+):
+    # The echo LLM keeps the LLM stage fast, so the TTS providers are what is under test.
+    _use_pipeline(orch, pipelines_file, echo_llm, active="voice")
+
     def turn(i: int) -> httpx.Response:
         return orch.post(
             "/mcp/transcript",
@@ -182,7 +198,7 @@ def test_primary_tts_stopped_mid_run_falls_back_without_losing_requests(mesh, or
                 "transcript": f"Please say the number {i}.",
                 "session_id": f"e2e-fo-{i}",
                 "audio": True,
-                "pipeline": "voice",
+                "pipeline": "echo",
             },
         )
 

@@ -27,7 +27,7 @@ def build_tokenizer(vocab_size: int = 200, pad_to: int | None = None) -> Any:
     import json
 
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from transformers import T5TokenizerFast
+    from transformers import T5TokenizerFast  # type: ignore[attr-defined]
 
     tok = Tokenizer(models.Unigram())
     tok.normalizer = normalizers.NFKC()
@@ -58,7 +58,7 @@ def t5_config(vocab_size: int, size: str = "tiny") -> Any:
     """A T5Config: tiny, or the dimensions of google/flan-t5-small / -base (random init)."""
     from transformers import T5Config
 
-    dims: dict[str, dict[str, int]] = {
+    dims: dict[str, dict[str, Any]] = {
         "tiny": {
             "d_model": 32,
             "d_ff": 64,
@@ -84,15 +84,16 @@ def t5_config(vocab_size: int, size: str = "tiny") -> Any:
             "num_heads": 12,
         },
     }
-    return T5Config(
-        vocab_size=vocab_size,
-        feed_forward_proj="gated-gelu",
-        tie_word_embeddings=False,
-        decoder_start_token_id=0,
-        pad_token_id=0,
-        eos_token_id=1,
+    kwargs: dict[str, Any] = {
+        "vocab_size": vocab_size,
+        "feed_forward_proj": "gated-gelu",
+        "tie_word_embeddings": False,
+        "decoder_start_token_id": 0,
+        "pad_token_id": 0,
+        "eos_token_id": 1,
         **dims[size],
-    )
+    }
+    return T5Config(**kwargs)
 
 
 def build_t5(
