@@ -145,7 +145,7 @@ def build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
     async def list_escalations(
         request: Request,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # SQLite INTEGER range
     ) -> dict[str, Any]:
         """Escalations, newest first."""
         state, _ = _ready_state(request)

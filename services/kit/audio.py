@@ -73,6 +73,11 @@ def decode_audio(data: bytes, target_rate: int | None = None) -> Audio:
         raise ApiError(400, "audio file contains no samples", param="file", code="empty_audio")
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     mono = np.ascontiguousarray(mono, dtype=np.float32)
+    if not np.isfinite(mono).all():
+        # Float WAVs can carry NaN/Inf; models turn them into garbage at full CPU cost.
+        raise ApiError(
+            400, "audio contains NaN or infinite samples", param="file", code="invalid_audio"
+        )
     if target_rate and rate != target_rate:
         mono = resample(mono, int(rate), target_rate)
         rate = target_rate

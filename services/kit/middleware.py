@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -19,6 +20,34 @@ _UNMETERED = {"/metrics"}
 
 class _BodyTooLarge(Exception):
     pass
+
+
+# A JSON \uD800-\uDFFF escape: a surrogate. Paired ones decode to one character; a lone one
+# becomes a str that cannot be encoded (tokenizers, espeak and httpx then fail with a 500).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def has_lone_surrogate(body: bytes) -> bool:
+    """True if a JSON body decodes to text containing an unpaired UTF-16 surrogate."""
+    if not _SURROGATE_ESCAPE.search(body):
+        return False
+    try:
+        text = json.dumps(json.loads(body), ensure_ascii=False)
+    except (ValueError, RecursionError):
+        return False  # not valid JSON: the app's own parser answers with a 4xx
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            media: bytes = value.split(b";")[0].strip().lower()
+            return media.endswith(b"json")
+    return False
 
 
 def _valid_rid(raw: bytes) -> str | None:
@@ -101,6 +130,43 @@ class ServiceMiddleware:
         try:
             if content_length is not None and content_length > limit:
                 too_large = True
+            elif scope.get("method") in ("POST", "PUT", "PATCH") and _is_json(scope):
+                # JSON bodies are small and bounded: read them whole so text that no encoder
+                # accepts is refused here, once, instead of failing deep inside an engine.
+                chunks: list[bytes] = []
+                more = True
+                try:
+                    while more:
+                        message = await limited_receive()
+                        if message["type"] != "http.request":
+                            break
+                        chunks.append(message.get("body", b""))
+                        more = message.get("more_body", False)
+                except _BodyTooLarge:
+                    too_large = True
+                body = b"".join(chunks)
+                if not too_large:
+                    if has_lone_surrogate(body):
+                        await self._send_error(
+                            send,
+                            rid,
+                            400,
+                            "request text contains an unpaired UTF-16 surrogate (invalid Unicode)",
+                            "invalid_request_error",
+                            "invalid_unicode",
+                        )
+                        status_holder["status"] = 400
+                        return
+                    replayed = False
+
+                    async def replay() -> Message:
+                        nonlocal replayed
+                        if not replayed:
+                            replayed = True
+                            return {"type": "http.request", "body": body, "more_body": False}
+                        return await receive()
+
+                    await self.app(scope, replay, tracking_send)
             else:
                 try:
                     await self.app(scope, limited_receive, tracking_send)
@@ -119,20 +185,26 @@ class ServiceMiddleware:
                     time.perf_counter() - start,
                 )
 
+    @classmethod
+    async def _send_413(cls, send: Send, rid: str, limit: int) -> None:
+        await cls._send_error(
+            send,
+            rid,
+            413,
+            f"request body exceeds the limit of {limit} bytes",
+            "request_too_large",
+            "body_too_large",
+        )
+
     @staticmethod
-    async def _send_413(send: Send, rid: str, limit: int) -> None:
-        body = json.dumps(
-            error_body(
-                f"request body exceeds the limit of {limit} bytes",
-                "request_too_large",
-                None,
-                "body_too_large",
-            )
-        ).encode()
+    async def _send_error(
+        send: Send, rid: str, status: int, message: str, type_: str, code: str
+    ) -> None:
+        body = json.dumps(error_body(message, type_, None, code)).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),

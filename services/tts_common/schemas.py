@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -19,7 +20,13 @@ def _voice_name(value: Any) -> Any:
     return value
 
 
+# Control characters (NUL included) break the phonemizer; they are never speech, so they become
+# spaces. Newlines and tabs are kept: they separate sentences.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _require_text(value: str) -> str:
+    value = _CONTROL.sub(" ", value)
     if not value.strip():
         raise ValueError("text must contain at least one non-whitespace character")
     return value

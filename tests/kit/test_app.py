@@ -151,3 +151,26 @@ def test_audio_decode_formats_and_errors():
         assert httpx.post(base + "/audio", content=wav).json()["duration"] == pytest.approx(
             1.0, abs=0.01
         )
+
+
+def test_json_with_a_lone_surrogate_is_a_400_and_pairs_pass():
+    with run_server(_app(max_body=100_000)) as base:
+        headers = {"content-type": "application/json"}
+        r = httpx.post(base + "/echo", content=b'{"text": "\\ud800hi"}', headers=headers)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_unicode"
+        r = httpx.post(base + "/echo", content=b'{"text": "\\ud83d\\ude00 ok"}', headers=headers)
+        assert r.status_code == 200 and r.json()["text"] == "\U0001f600 ok"
+        # An escaped backslash followed by "ud800" is plain text, not a surrogate.
+        r = httpx.post(base + "/echo", content=b'{"text": "\\\\ud800"}', headers=headers)
+        assert r.status_code == 200 and r.json()["text"] == "\\ud800"
+        r = httpx.post(base + "/echo", content=b"[" * 10_000, headers=headers)
+        assert r.status_code in (400, 422) and r.json()["error"]["message"]
+
+
+def test_non_finite_audio_samples_are_refused():
+    for value in (np.nan, np.inf):
+        buf = io.BytesIO()
+        sf.write(buf, np.full(800, value, np.float32), 16000, format="WAV", subtype="FLOAT")
+        with pytest.raises(ApiError) as e:
+            decode_audio(buf.getvalue())
+        assert e.value.status == 400 and e.value.code == "invalid_audio"
