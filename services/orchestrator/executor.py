@@ -247,7 +247,13 @@ class StageExecutor:
                         )
                         self.metrics.record_attempt(pipeline, stage.stage, name, "resent", elapsed)
                         continue
-                    breaker.failure()
+                    if failure.status == 429:
+                        # Back-pressure from a live provider ("queue full"): move on, but do not
+                        # count it toward opening the circuit — an open circuit on a busy but
+                        # healthy single provider turns overload into an outage.
+                        breaker.abandon()
+                    else:
+                        breaker.failure()
                     all_timeouts = all_timeouts and failure.kind == "timeout"
                     msg = (
                         failure.message

@@ -398,3 +398,15 @@ def test_llm_reply_that_is_not_a_chat_completion_fails_over(fakes, tmp_path):
         assert r.json()["response"].startswith("[backup]")
         tried = _stage(r.json(), "llm")["tried"][0]
         assert tried["provider"] == "llm-a" and tried["outcome"] == "bad_response"
+
+
+def test_queue_full_429_fails_over_but_never_opens_the_circuit(fakes, tmp_path):
+    path = write_config(tmp_path / "p.yaml", config_doc(all_urls(fakes)))
+    with orchestrator(path, breaker_failures=2, breaker_cooldown_s=30) as base:
+        fakes["primary"].knobs.status = 429
+        for _ in range(4):  # twice the threshold: a busy provider is still a live one
+            assert _ask(base, "hi", pipeline="text").json()["response"].startswith("[backup]")
+        assert fakes["primary"].knobs.calls["llm"] == 4
+        assert httpx.get(base + "/v1/pipelines").json()["circuits"]["llm-a"]["state"] == "closed"
+        fakes["primary"].knobs.status = None
+        assert _ask(base, "hi", pipeline="text").json()["response"].startswith("[primary]")
