@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.run_local import Mesh, load_specs  # noqa: E402
+from scripts.run_local import Mesh, load_specs, parse_env_file  # noqa: E402
 from tests.helpers import add_noise, free_port, run_server, synth_speech, wav_bytes  # noqa: E402
 
 API_KEY = "bench-e2e-key"
@@ -711,7 +711,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench" / "e2e.md"))
     ap.add_argument("--runs", type=int, help="sequential voice runs (20 full, 5 quick)")
     ap.add_argument("--no-llm-load", action="store_true", help="skip the real-LLM text load")
-    ap.add_argument("--llm-max-queue", type=int, help="LLM_MAX_QUEUE for llm-flan (shipped: 8)")
+    ap.add_argument(
+        "--llm-max-queue", type=int, help="LLM_MAX_QUEUE for llm-flan (default: .env.common)"
+    )
     ap.add_argument("--llm-timeout-s", type=float, help="llm-primary timeout (shipped: 30 s)")
     args = ap.parse_args(argv)
     quick = bool(args.quick)
@@ -728,7 +730,8 @@ def main(argv: list[str] | None = None) -> int:
         "load_start": " ".join(f"{x:.1f}" for x in load1),
         "cooldown_s": cooldown_s,
         "tts_timeout_s": tts_timeout_s,
-        "llm_limits": f"LLM_MAX_QUEUE={args.llm_max_queue or 8}"
+        "llm_limits": "LLM_MAX_QUEUE="
+        + str(args.llm_max_queue or parse_env_file(ROOT / ".env.common").get("LLM_MAX_QUEUE", 8))
         + f", llm-primary timeout {args.llm_timeout_s or 30:.0f} s",
     }
     clean, rate = synth_speech(QUESTION)
