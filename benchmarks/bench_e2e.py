@@ -44,14 +44,13 @@ from typing import Any
 import httpx
 import psutil
 import yaml
-from fastapi import FastAPI, Request
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.run_local import Mesh, load_specs, parse_env_file  # noqa: E402
-from tests.helpers import add_noise, free_port, run_server, synth_speech, wav_bytes  # noqa: E402
+from tests.helpers import add_noise, echo_llm_app, free_port, run_server, synth_speech, wav_bytes  # noqa: E402
 
 API_KEY = "bench-e2e-key"
 STAGE_SERVICES = [
@@ -113,33 +112,6 @@ def fmt_ms(value: float) -> str:
 
 
 # ---------------------------------------------------------------- echo LLM (in process)
-
-
-def echo_llm_app() -> FastAPI:
-    """An OpenAI-compatible chat server that answers at once: the mesh without LLM compute."""
-    app = FastAPI()
-
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> dict[str, object]:
-        body = await request.json()
-        users = [m["content"] for m in body["messages"] if m["role"] == "user"]
-        text = "You said: " + (users[-1] if users else "")
-        return {
-            "id": "chatcmpl-echo",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body.get("model", "echo"),
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": text},
-                }
-            ],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
-
-    return app
 
 
 def private_pipelines(
@@ -739,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
     wav = wav_bytes(add_noise(clean, snr_db=10, seed=3), rate)
     with (
         tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp,
-        run_server(echo_llm_app(), ready_path="/docs") as echo,
+        run_server(echo_llm_app(history=False), ready_path="/docs") as echo,
     ):
         pipelines = Path(tmp) / "pipelines.yaml"
         private_pipelines(pipelines, echo, tts_timeout_s, args.llm_timeout_s)

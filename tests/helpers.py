@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from fastapi import FastAPI, Request
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / ".models"
@@ -120,3 +121,36 @@ def wer(reference: str, hypothesis: str) -> float:
     import jiwer
 
     return float(jiwer.wer(normalize_text(reference), normalize_text(hypothesis)))
+
+
+def echo_llm_app(history: bool = True) -> FastAPI:
+    """An OpenAI-compatible chat server that echoes what it was sent (a stand-in cloud LLM).
+
+    With `history`, it echoes every user turn it received, which shows exactly which history
+    the caller sent; without, only the newest one.
+    """
+    app = FastAPI()
+
+    # Request must be a module-level name: annotations are strings here (PEP 563) and
+    # FastAPI resolves them against the module's globals.
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> dict[str, object]:
+        body = await request.json()
+        users = [m["content"] for m in body["messages"] if m["role"] == "user"]
+        said = " | ".join(users) if history else (users[-1] if users else "")
+        return {
+            "id": "chatcmpl-echo",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", "echo"),
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "You said: " + said},
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+
+    return app

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
 
 from scripts.run_local import Mesh, load_specs
-from tests.helpers import ROOT, free_port, run_server
+from tests.helpers import ROOT, echo_llm_app, free_port, run_server
 
 API_KEY = "e2e-test-key"
 STAGE_SERVICES = [
@@ -26,43 +25,10 @@ STAGE_SERVICES = [
 VIEW_SERVICES = ["testing-ui", "monitoring-dashboard", "prometheus"]
 
 
-def echo_llm_app() -> FastAPI:
-    """An OpenAI-compatible chat server that echoes every user turn it was sent.
-
-    It stands in for a cloud provider in a pipeline: what it returns shows exactly which
-    history the orchestrator sent, so session isolation and redaction are checkable.
-    """
-    app = FastAPI()
-    app.state.calls = 0
-
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> dict[str, object]:
-        body = await request.json()
-        app.state.calls += 1
-        users = [m["content"] for m in body["messages"] if m["role"] == "user"]
-        text = "You said: " + " | ".join(users)
-        return {
-            "id": "chatcmpl-echo",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body.get("model", "echo"),
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": text},
-                }
-            ],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
-
-    return app
-
-
 @pytest.fixture(scope="session")
 def echo_llm() -> Iterator[str]:
     """Base URL of the echo LLM."""
-    with run_server(echo_llm_app(), ready_path="/docs") as base:
+    with run_server(echo_llm_app(history=True), ready_path="/docs") as base:
         yield base
 
 
