@@ -109,13 +109,13 @@ def from_pcm16(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
 
 
-def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
-    """Mono float samples to a PCM16 WAV file."""
-    pcm = to_pcm16(samples)
-    header = struct.pack(
+def wav_header(sample_rate: int, data_bytes: int) -> bytes:
+    """The 44-byte header of a mono PCM16 WAV; 0xFFFFFFFF sizes mean "unknown" (streaming)."""
+    riff = 0xFFFFFFFF if data_bytes == 0xFFFFFFFF else 36 + data_bytes
+    return struct.pack(
         "<4sI4s4sIHHIIHH4sI",
         b"RIFF",
-        36 + len(pcm),
+        riff,
         b"WAVE",
         b"fmt ",
         16,
@@ -126,9 +126,14 @@ def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
         2,
         16,
         b"data",
-        len(pcm),
+        data_bytes,
     )
-    return header + pcm
+
+
+def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
+    """Mono float samples to a PCM16 WAV file."""
+    pcm = to_pcm16(samples)
+    return wav_header(sample_rate, len(pcm)) + pcm
 
 
 def encode_audio(samples: np.ndarray, sample_rate: int, fmt: str) -> tuple[bytes, str]:

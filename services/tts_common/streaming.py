@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 
@@ -12,7 +11,7 @@ import numpy as np
 from fastapi import Response
 from fastapi.responses import StreamingResponse
 
-from services.kit.audio import encode_audio, to_pcm16
+from services.kit.audio import encode_audio, to_pcm16, wav_header
 from services.kit.concurrency import WorkLimiter
 from services.tts_common.metrics import TtsMetrics
 from services.tts_common.schemas import STREAMED_FORMATS
@@ -31,22 +30,7 @@ _UNKNOWN = 0xFFFFFFFF
 
 def wav_stream_header(sample_rate: int) -> bytes:
     """A mono PCM16 WAV header whose sizes say "unknown length" (0xFFFFFFFF), for streaming."""
-    return struct.pack(
-        "<4sI4s4sIHHIIHH4sI",
-        b"RIFF",
-        _UNKNOWN,
-        b"WAVE",
-        b"fmt ",
-        16,
-        1,
-        1,
-        sample_rate,
-        sample_rate * 2,
-        2,
-        16,
-        b"data",
-        _UNKNOWN,
-    )
+    return wav_header(sample_rate, _UNKNOWN)
 
 
 async def chunks_in_thread(

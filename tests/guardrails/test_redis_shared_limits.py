@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -12,11 +12,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, redis_server
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed"),
 ]
 
 
@@ -43,53 +42,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _start_redis() -> tuple[subprocess.Popen[bytes], str]:
-    """A throwaway redis-server on a free port, no persistence, answering PING."""
-    import redis
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(host="127.0.0.1", port=port)
-    deadline = time.monotonic() + 10
-    try:
-        while True:
-            try:
-                if client.ping():
-                    break
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline:
-                    _stop(proc)
-                    raise
-                time.sleep(0.05)
-    finally:
-        client.close()
-    return proc, f"redis://127.0.0.1:{port}/0"
-
-
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
     """Redis for the module's shared-limit test."""
-    proc, url = _start_redis()
-    try:
+    with redis_server() as url:
         yield url
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -149,17 +106,16 @@ def test_redis_outage_is_503_not_500() -> None:
     from tests.guardrails.conftest import make_settings
     from tests.helpers import run_server
 
-    proc, redis_url = _start_redis()
-    try:
+    with redis_server() as redis_url:
         settings = make_settings(
             redis_url=redis_url, rate_limit="50/minute", toxicity_backend="none"
         )
         with run_server(build_app(settings), timeout=30) as url:
             assert httpx.post(url + "/validate/input", json={"text": "hi"}).status_code == 200
-            _stop(proc)
+            import redis
+
+            with contextlib.suppress(redis.exceptions.ConnectionError):
+                redis.Redis.from_url(redis_url).shutdown(nosave=True)  # the outage
             r = httpx.post(url + "/validate/input", json={"text": "hi"})
             assert r.status_code == 503
             assert r.json()["error"]["code"] == "rate_limit_storage_unavailable"
-    finally:
-        if proc.poll() is None:
-            _stop(proc)

@@ -278,7 +278,8 @@ def test_gateway_failing_after_login_turns_readiness_red():
 
 
 def test_real_discord_bot_builds_offline():
-    pytest.importorskip("discord.ext.voice_recv")
+    import discord.ext.voice_recv  # noqa: F401  (the discord extra; required, not skipped)
+
     from services.discord_bot.discord_adapter import _make_sink, build_bot
     from services.kit.app import Readiness
 
@@ -316,10 +317,10 @@ class _FakeDave:
 
 def test_sink_removes_dave_encryption_then_decodes_opus_per_user():
     """Real opus frames, 'end-to-end encrypted', through the real voice_recv sink class."""
-    pytest.importorskip("discord.ext.voice_recv")
     import types
 
     import discord
+    import discord.ext.voice_recv
 
     from services.discord_bot.audio import pcm48_stereo_to_16k_mono
     from services.discord_bot.discord_adapter import _make_sink
