@@ -42,14 +42,6 @@ def has_lone_surrogate(body: bytes) -> bool:
     return False
 
 
-def _is_json(scope: Scope) -> bool:
-    for name, value in scope.get("headers", []):
-        if name == b"content-type":
-            media: bytes = value.split(b";")[0].strip().lower()
-            return media.endswith(b"json")
-    return False
-
-
 def _valid_rid(raw: bytes) -> str | None:
     # Accept a caller's ID only if it is short and printable, so it cannot forge log lines.
     try:
@@ -76,9 +68,12 @@ class ServiceMiddleware:
             return
         rid = None
         content_length: int | None = None
+        is_json = False
         for name, value in scope.get("headers", []):
             if name == _RID_HEADER:
                 rid = _valid_rid(value)
+            elif name == b"content-type":
+                is_json = value.split(b";")[0].strip().lower().endswith(b"json")
             elif name == b"content-length":
                 try:
                     content_length = int(value)
@@ -91,12 +86,18 @@ class ServiceMiddleware:
             if scope["type"] == "websocket":
                 await self.app(scope, receive, send)
                 return
-            await self._http(scope, receive, send, rid, content_length)
+            await self._http(scope, receive, send, rid, content_length, is_json)
         finally:
             request_id_var.reset(token)
 
     async def _http(
-        self, scope: Scope, receive: Receive, send: Send, rid: str, content_length: int | None
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        rid: str,
+        content_length: int | None,
+        is_json: bool,
     ) -> None:
         start = time.perf_counter()
         status_holder = {"status": 500, "started": False}
@@ -130,7 +131,7 @@ class ServiceMiddleware:
         try:
             if content_length is not None and content_length > limit:
                 too_large = True
-            elif scope.get("method") in ("POST", "PUT", "PATCH") and _is_json(scope):
+            elif is_json and scope.get("method") in ("POST", "PUT", "PATCH"):
                 # JSON bodies are small and bounded: read them whole so text that no encoder
                 # accepts is refused here, once, instead of failing deep inside an engine.
                 chunks: list[bytes] = []
