@@ -18,7 +18,7 @@ def main() -> int:
         _, host = _ports(svc)
         if host is None:
             continue
-        path = "/-/ready" if name == "prometheus" else _health_path(svc)
+        path = _health_path(svc)
         status, body = probe(f"http://127.0.0.1:{host}{path}")
         ok = status == 200
         bad += not ok

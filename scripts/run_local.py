@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -115,9 +117,12 @@ def _module(svc: dict[str, Any]) -> str | None:
 
 
 def _health_path(svc: dict[str, Any]) -> str:
-    test = (svc.get("healthcheck") or {}).get("test") or []
-    for item in test:
-        if isinstance(item, str) and item.startswith("/"):
+    """The HTTP path a compose healthcheck probes: our kit's probe argument or a URL's path."""
+    test = [str(t) for t in (svc.get("healthcheck") or {}).get("test") or []]
+    for i, item in enumerate(test):
+        if item.startswith(("http://", "https://")):
+            return urlsplit(item).path or "/"
+        if i and test[i - 1] == "services.kit.healthcheck":
             return item
     return "/health/ready"
 
@@ -258,7 +263,6 @@ class Mesh:
                 )
                 return None
             config = self._prometheus_config()
-            spec.health_path = "/-/ready"
             return [
                 binary,
                 f"--config.file={config}",
@@ -349,8 +353,6 @@ class Mesh:
             return "starting"
         reason = ""
         with contextlib.suppress(ValueError):
-            import json
-
             reason = str(json.loads(body).get("reason", ""))
         return f"not ready: {reason}" if reason else f"HTTP {status}"
 
