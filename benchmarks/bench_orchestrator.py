@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -44,32 +45,35 @@ def _wait(url: str, timeout: float = 90.0) -> None:
     raise RuntimeError(f"{url} not ready")
 
 
-def _config(fake: str, dead: str) -> dict[str, object]:
-    prov = {
-        "denoise": ("denoise", fake),
-        "stt": ("stt", fake),
-        "guard": ("guardrails", fake),
-        "llm": ("llm", fake),
-        "llm-dead": ("llm", dead),
-        "tts": ("tts", fake),
-    }
-    providers = {k: {"capability": c, "url": u, "timeout_s": 10} for k, (c, u) in prov.items()}
+def _config(fast: str, staged: str, dead: str) -> dict[str, object]:
+    """Pipelines over the instant fake (`voice`) and the one whose calls take time (`staged`)."""
+    providers: dict[str, dict[str, object]] = {}
+    pipelines: dict[str, object] = {}
+    for prefix, url in (("", fast), ("staged-", staged)):
+        for cap, name in (
+            ("denoise", "denoise"),
+            ("stt", "stt"),
+            ("guardrails", "guard"),
+            ("llm", "llm"),
+            ("tts", "tts"),
+        ):
+            providers[prefix + name] = {"capability": cap, "url": url, "timeout_s": 10}
 
-    def voice(llm: list[str]) -> list[dict[str, object]]:
-        return [
-            {"stage": "denoise", "providers": ["denoise"], "optional": True},
-            {"stage": "stt", "providers": ["stt"]},
-            {"stage": "guard_input", "providers": ["guard"]},
-            {"stage": "llm", "providers": llm},
-            {"stage": "guard_output", "providers": ["guard"]},
-            {"stage": "tts", "providers": ["tts"]},
-        ]
+        def voice(llm: list[str], p: str = prefix) -> list[dict[str, object]]:
+            return [
+                {"stage": "denoise", "providers": [p + "denoise"], "optional": True},
+                {"stage": "stt", "providers": [p + "stt"]},
+                {"stage": "guard_input", "providers": [p + "guard"]},
+                {"stage": "llm", "providers": llm},
+                {"stage": "guard_output", "providers": [p + "guard"]},
+                {"stage": "tts", "providers": [p + "tts"]},
+            ]
 
-    return {
-        "active_pipeline": "voice",
-        "providers": providers,
-        "pipelines": {"voice": voice(["llm"]), "voice_failover": voice(["llm-dead", "llm"])},
-    }
+        name = "voice" if not prefix else "staged"
+        pipelines[name] = voice([prefix + "llm"])
+        pipelines[name + "_failover"] = voice(["llm-dead", prefix + "llm"])
+    providers["llm-dead"] = {"capability": "llm", "url": dead, "timeout_s": 10}
+    return {"active_pipeline": "voice", "providers": providers, "pipelines": pipelines}
 
 
 def _cpu_s(pid: int) -> float:
@@ -83,9 +87,12 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+Row = dict[str, float]
+
+
 async def _drive(
     base: str, fake: str, pipeline: str, runs: int, sessions: int, orch_pid: int
-) -> dict[str, float]:
+) -> Row:
     wav = tiny_wav(0.5)
     e2e: dict[str, float] = {}
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=sessions)) as c:
@@ -130,11 +137,22 @@ async def _drive(
     }
 
 
+def _self_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def _llm_client_cost(fake: str, n: int) -> tuple[float, float]:
-    """p50 ms of one chat call via LangChain ChatOpenAI vs a raw httpx POST (same fake)."""
-    from langchain_core.messages import HumanMessage, SystemMessage
+    """CPU ms per chat call in this process: LangChain ChatOpenAI vs the orchestrator's own."""
+    import aiohttp
     from langchain_openai import ChatOpenAI
 
+    from services.orchestrator.config import ProviderConfig
+    from services.orchestrator.conversation import build_messages, to_langchain
+    from services.orchestrator.stages import StageClient, make_session
+
+    messages = build_messages("You are terse.", [], "hello there")
+    prov = ProviderConfig(capability="llm", url=fake)
     async with httpx.AsyncClient(timeout=30) as client:
         chat = ChatOpenAI(
             base_url=fake + "/v1",
@@ -143,26 +161,26 @@ async def _llm_client_cost(fake: str, n: int) -> tuple[float, float]:
             max_retries=0,
             http_async_client=client,
         ).bind(temperature=0.7)
-        messages = [SystemMessage("You are terse."), HumanMessage("hello there")]
-        body = {
-            "model": "m",
-            "temperature": 0.7,
-            "messages": [
-                {"role": "system", "content": "You are terse."},
-                {"role": "user", "content": "hello there"},
-            ],
-        }
-        lc, raw = [], []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            await chat.ainvoke(messages)
-            t1 = time.perf_counter()
-            r = await client.post(fake + "/v1/chat/completions", json=body)
-            r.json()
-            t2 = time.perf_counter()
-            lc.append((t1 - t0) * 1000)
-            raw.append((t2 - t1) * 1000)
-    return _pct(lc, 0.5), _pct(raw, 0.5)
+        session: aiohttp.ClientSession = make_session()
+        stages = StageClient(session)
+        try:
+            for _ in range(20):  # warm both pools
+                await chat.ainvoke(to_langchain(messages))
+                await stages.chat(prov, messages, {"temperature": 0.7}, 30)
+            t0 = _self_cpu_s()
+            for _ in range(n):
+                await chat.ainvoke(to_langchain(messages))
+            t1 = _self_cpu_s()
+            for _ in range(n):
+                await stages.chat(prov, messages, {"temperature": 0.7}, 30)
+            t2 = _self_cpu_s()
+        finally:
+            await session.close()
+    return (t1 - t0) * 1000 / n, (t2 - t1) * 1000 / n
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env)
 
 
 def main() -> None:
@@ -170,67 +188,88 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=400, help="measured runs per scenario")
     parser.add_argument("--sessions", type=int, default=20, help="concurrent sessions")
-    parser.add_argument("--quick", action="store_true", help="200 runs per scenario (<60 s)")
+    parser.add_argument(
+        "--stage-ms", type=float, default=25.0, help="time each staged fake call takes"
+    )
+    parser.add_argument("--quick", action="store_true", help="200 runs per scenario (~1 min)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench" / "orchestrator.md"))
     args = parser.parse_args()
     runs = 200 if args.quick else args.runs
+    n = args.sessions
 
     env = {**os.environ, "LOG_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
-    fake_port, orch_port = free_port(), free_port()
-    fake = f"http://127.0.0.1:{fake_port}"
-    base = f"http://127.0.0.1:{orch_port}"
+    fast_port, staged_port = free_port(), free_port()
+    fast = f"http://127.0.0.1:{fast_port}"
+    staged = f"http://127.0.0.1:{staged_port}"
+    orch_ports = {"http": free_port(), "langchain": free_port()}
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "pipelines.yaml"
-        cfg.write_text(yaml.safe_dump(_config(fake, f"http://127.0.0.1:{free_port()}")))
+        cfg.write_text(yaml.safe_dump(_config(fast, staged, f"http://127.0.0.1:{free_port()}")))
         try:
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "tests.orchestrator.fakes", "--port", str(fake_port)],
-                    cwd=ROOT,
-                    env=env,
-                )
-            )
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "services.orchestrator"],
-                    cwd=ROOT,
-                    env={
-                        **env,
-                        "PORT": str(orch_port),
-                        "ORCH_PIPELINES_PATH": str(cfg),
-                        "ORCH_RELOAD_POLL_S": "0",
-                        "ORCHESTRATOR_API_KEYS": "",
-                        # Every failover run must pay the refused connection, not skip it.
-                        "ORCH_BREAKER_FAILURES": "1000000000",
-                    },
-                )
-            )
-            _wait(fake + "/health/ready")
-            _wait(base + "/health/ready")
-            pid = procs[1].pid
-            asyncio.run(_drive(base, fake, "voice", 40, args.sessions, pid))  # warm-up
-            asyncio.run(_drive(base, fake, "voice_failover", 40, args.sessions, pid))
-            results = {
-                ("voice", args.sessions): asyncio.run(
-                    _drive(base, fake, "voice", runs, args.sessions, pid)
-                ),
-                ("voice_failover", args.sessions): asyncio.run(
-                    _drive(base, fake, "voice_failover", runs, args.sessions, pid)
-                ),
-                ("voice", 1): asyncio.run(_drive(base, fake, "voice", runs // 2, 1, pid)),
-                ("voice_failover", 1): asyncio.run(
-                    _drive(base, fake, "voice_failover", runs // 2, 1, pid)
-                ),
-            }
-            lc_ms, raw_ms = asyncio.run(_llm_client_cost(fake, runs // 2))
-        finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.wait(timeout=15)
+            fake = ["tests.orchestrator.fakes", "--port"]
+            procs.append(_spawn([*fake, str(fast_port)], env))
+            procs.append(_spawn([*fake, str(staged_port), "--latency-ms", str(args.stage_ms)], env))
+            for client, port in orch_ports.items():
+                orch_env = {
+                    **env,
+                    "PORT": str(port),
+                    "ORCH_PIPELINES_PATH": str(cfg),
+                    "ORCH_RELOAD_POLL_S": "0",
+                    "ORCHESTRATOR_API_KEYS": "",
+                    "ORCH_LLM_CLIENT": client,
+                    # Every failover run must pay the refused connection, not skip it.
+                    "ORCH_BREAKER_FAILURES": "1000000000",
+                }
+                procs.append(_spawn(["services.orchestrator"], orch_env))
+            for url in (fast, staged, *(f"http://127.0.0.1:{p}" for p in orch_ports.values())):
+                _wait(url + "/health/ready")
+            base = f"http://127.0.0.1:{orch_ports['http']}"
+            lc_base = f"http://127.0.0.1:{orch_ports['langchain']}"
+            pid, lc_pid = procs[2].pid, procs[3].pid
 
+            def drive(url: str, fk: str, pipe: str, count: int, sessions: int, p: int) -> Row:
+                return asyncio.run(_drive(url, fk, pipe, count, sessions, p))
+
+            for pipe in ("voice", "voice_failover"):  # warm-up
+                drive(base, fast, pipe, 40, n, pid)
+                drive(lc_base, fast, pipe, 20, 1, lc_pid)
+            drive(base, staged, "staged", 40, n, pid)
+            results: list[tuple[str, str, int, Row]] = [
+                ("http", "voice", 1, drive(base, fast, "voice", runs // 2, 1, pid)),
+                (
+                    "http",
+                    "voice_failover",
+                    1,
+                    drive(base, fast, "voice_failover", runs // 2, 1, pid),
+                ),
+                ("langchain", "voice", 1, drive(lc_base, fast, "voice", runs // 2, 1, lc_pid)),
+                ("http", "staged", n, drive(base, staged, "staged", runs, n, pid)),
+                (
+                    "http",
+                    "staged_failover",
+                    n,
+                    drive(base, staged, "staged_failover", runs, n, pid),
+                ),
+                ("http", "voice", n, drive(base, fast, "voice", runs, n, pid)),
+            ]
+            lc_cpu, own_cpu = asyncio.run(_llm_client_cost(fast, runs))
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=15)
+    _report(args, results, lc_cpu, own_cpu)
+
+
+def _report(
+    args: argparse.Namespace,
+    results: list[tuple[str, str, int, Row]],
+    lc_cpu: float,
+    own_cpu: float,
+) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    n = args.sessions
     lines = [
         "## Orchestrator",
         "",
@@ -238,43 +277,49 @@ def main() -> None:
         f"- Machine: {platform.platform()}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, 1-min load average at the end {load:.1f}",
         f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        "- Setup: fake stage services (one process) and the real orchestrator (another) on "
-        "127.0.0.1; the six-stage voice pipeline (denoise, stt, guard_input, llm via LangChain "
-        "ChatOpenAI, guard_output, tts) through `POST /v1/voice` with a 0.5 s WAV. Overhead = "
-        "client-measured end-to-end − the fakes' own handler time for that X-Request-ID; it "
-        "includes six loopback HTTP hops, multipart/JSON coding and queueing in the "
-        "orchestrator. `voice_failover`: the LLM's primary refuses connections (breaker "
-        "disabled, so every run pays it), the fallback answers.",
+        "- Setup: everything on this one machine — the load generator, the real orchestrator "
+        "(`python -m services.orchestrator`, one process) and fake stage services "
+        "(tests/orchestrator/fakes.py, FastAPI under uvicorn, each in its own process) on "
+        "127.0.0.1. The six-stage voice pipeline (denoise, stt, guard_input, llm, guard_output, "
+        "tts) through `POST /v1/voice` with a 0.5 s WAV, every session sending its next turn as "
+        "soon as the last one returns. `voice`: fakes answer at once. `staged`: every fake "
+        f"call takes {args.stage_ms:g} ms ({6 * args.stage_ms:g} ms of stage time per run — "
+        "fast local model servers). Overhead = client-measured end-to-end − the fakes' own "
+        "time for that X-Request-ID (measured around their whole ASGI app); it holds six "
+        "loopback HTTP hops, multipart/JSON coding, the orchestrator's work and any queueing "
+        "for the CPU. `_failover`: the LLM's primary refuses connections (breaker disabled, "
+        "so every run pays it); the fallback answers. LLM client: `http` (default) or "
+        "`langchain` (`ORCH_LLM_CLIENT`).",
         "",
-        "| pipeline | sessions | runs | req/s | e2e p50 ms | e2e p95 ms | stages p50 ms "
-        "| overhead p50 ms | overhead p95 ms | orchestrator CPU ms/run |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| LLM client | pipeline | sessions | runs | runs/s | e2e p50 ms | e2e p95 ms "
+        "| stages p50 ms | overhead p50 ms | overhead p95 ms | orchestrator CPU ms/run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (name, sessions), r in results.items():
+    by_key = {(c, p, s): r for c, p, s, r in results}
+    for client, name, sessions, r in results:
         lines.append(
-            f"| {name} | {sessions} | {int(r['runs'])} | {r['rps']:.0f} | {r['e2e_p50']:.1f} "
-            f"| {r['e2e_p95']:.1f} | {r['stage_p50']:.2f} | {r['over_p50']:.1f} "
-            f"| {r['over_p95']:.1f} | {r['cpu_ms']:.1f} |"
+            f"| {client} | {name} | {sessions} | {int(r['runs'])} | {r['rps']:.0f} "
+            f"| {r['e2e_p50']:.1f} | {r['e2e_p95']:.1f} | {r['stage_p50']:.2f} "
+            f"| {r['over_p50']:.1f} | {r['over_p95']:.1f} | {r['cpu_ms']:.1f} |"
         )
     lines.append("")
-    for sessions in (args.sessions, 1):
+    for base, sessions in (("voice", 1), ("staged", n)):
         extra = (
-            results[("voice_failover", sessions)]["over_p50"]
-            - results[("voice", sessions)]["over_p50"]
+            by_key[("http", f"{base}_failover", sessions)]["over_p50"]
+            - by_key[("http", base, sessions)]["over_p50"]
         )
         lines.append(
-            f"- Failover to a live fallback (primary refuses connections), "
+            f"- Failover to a live fallback (primary refuses connections), `{base}`, "
             f"{sessions} session(s): {extra:+.1f} ms at p50 (goal ≤ 5 ms)."
         )
     lines.append(
-        f"- One LLM call, sequential, p50: LangChain ChatOpenAI {lc_ms:.2f} ms vs raw "
-        f"httpx POST {raw_ms:.2f} ms to the same fake (LangChain + openai SDK cost "
-        f"{lc_ms - raw_ms:.2f} ms of the overhead)."
+        f"- One LLM call, CPU in the caller: LangChain ChatOpenAI {lc_cpu:.2f} ms vs the "
+        f"orchestrator's own aiohttp client {own_cpu:.2f} ms."
     )
-    r20 = results[("voice", args.sessions)]
+    goal = by_key[("http", "staged", n)]
     lines.append(
-        f"- Goal p50 ≤ 5 ms / p95 ≤ 15 ms at {args.sessions} sessions: measured "
-        f"{r20['over_p50']:.1f} / {r20['over_p95']:.1f} ms."
+        f"- Goal p50 ≤ 5 ms / p95 ≤ 15 ms at {n} sessions (`staged`): measured "
+        f"{goal['over_p50']:.1f} / {goal['over_p95']:.1f} ms."
     )
     text = "\n".join(lines) + "\n"
     print(text)

@@ -20,7 +20,7 @@ from services.orchestrator.pipeline import Runner
 from services.orchestrator.routes import admin, router
 from services.orchestrator.runtime import ConfigManager
 from services.orchestrator.settings import Settings
-from services.orchestrator.stages import StageClient
+from services.orchestrator.stages import StageClient, make_session
 
 log = logging.getLogger("orchestrator")
 
@@ -44,22 +44,31 @@ async def _history_store(settings: Settings) -> HistoryStore:
 def build_app(settings: Settings | None = None) -> FastAPI:
     """Build the orchestrator app."""
     settings = settings or Settings()
-    # httpx logs every outbound call at INFO: six lines per run that the stage records and
-    # metrics already carry, at a measurable cost on the hot path.
+    # httpx (the LangChain client's transport) logs every call at INFO: lines the stage
+    # records and metrics already carry, at a measurable cost on the hot path.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     metrics_holder: dict[str, OrchestratorMetrics] = {}
 
     async def startup(state: ServiceState) -> None:
         metrics = OrchestratorMetrics(state.registry)
         metrics_holder["m"] = metrics
-        client = make_client(settings.default_timeout_s, max_connections=200)
+        session = make_session(max_connections=200)
+        state.resources["session"] = session
+        langchain = settings.llm_client == "langchain"
+        # ChatOpenAI needs an httpx client; the stage calls go over the aiohttp session.
+        client = make_client(settings.default_timeout_s, max_connections=200) if langchain else None
         state.resources["http"] = client
         flags = Flags(
             settings.enable_preprocessing,
             settings.enable_guardrails,
             settings.guardrails_fail_mode == "open",
         )
-        manager = ConfigManager(Path(settings.pipelines_path), flags, client, metrics)
+        manager = ConfigManager(
+            Path(settings.pipelines_path),
+            flags,
+            client,
+            metrics,
+        )
         await manager.load("startup")  # a bad file at startup → readiness says why
         state.resources["config"] = manager
 
@@ -77,7 +86,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         state.resources["store"] = store
         executor = StageExecutor(breakers, metrics, settings.default_timeout_s)
         state.resources["runner"] = Runner(
-            manager, executor, StageClient(client), store, metrics, settings.refusal_message
+            manager, executor, StageClient(session), store, metrics, settings.refusal_message
         )
         if settings.reload_poll_s > 0:
             state.resources["watcher"] = asyncio.create_task(manager.watch(settings.reload_poll_s))
@@ -100,6 +109,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         client = state.resources.pop("http", None)
         if client is not None:
             await client.aclose()
+        session = state.resources.pop("session", None)
+        if session is not None:
+            await session.close()
 
     return create_app(
         "orchestrator",

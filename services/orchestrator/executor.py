@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 import httpx
 
 from services.orchestrator.breaker import BreakerBoard
@@ -43,18 +45,30 @@ class Failure:
 
 def classify(exc: BaseException) -> Failure | None:
     """Classify a call's exception; None means it is a bug here, not a provider failure."""
-    # openai/LangChain errors are imported lazily: only the LLM stage raises them.
-    import openai
-
     if isinstance(exc, ProviderError):
         transient = exc.status >= 500 or exc.status in TRANSIENT_STATUS
         return Failure(transient, "status", exc.message, exc.status)
-    if isinstance(exc, TimeoutError | httpx.TimeoutException | openai.APITimeoutError):
+    # aiohttp (stage calls) and httpx (the LangChain client) errors alike; aiohttp's
+    # timeouts are TimeoutError subclasses.
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return Failure(True, "timeout", "timed out")
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, httpx.ConnectError | aiohttp.ClientConnectorError):
         return Failure(
             True, "connect", f"connection failed: {exc}" if str(exc) else "connection failed"
         )
+    if isinstance(exc, httpx.TransportError | aiohttp.ClientError):
+        return Failure(True, "transport", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, BadResponse):
+        return Failure(True, "bad_response", str(exc))
+    # Only the LangChain LLM client raises openai errors; when the SDK was never imported
+    # there can be none, and importing it here would cost the plain HTTP client ~0.5 s.
+    openai = sys.modules.get("openai")
+    return None if openai is None else _classify_openai(openai, exc)
+
+
+def _classify_openai(openai: Any, exc: BaseException) -> Failure | None:
+    if isinstance(exc, openai.APITimeoutError):
+        return Failure(True, "timeout", "timed out")
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__
         if isinstance(cause, httpx.TimeoutException):
@@ -68,10 +82,6 @@ def classify(exc: BaseException) -> Failure | None:
         return Failure(transient, "status", _openai_message(exc), status)
     if isinstance(exc, openai.APIError):  # e.g. a 2xx body the SDK cannot parse
         return Failure(True, "bad_response", f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, httpx.TransportError):
-        return Failure(True, "transport", f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, BadResponse):
-        return Failure(True, "bad_response", str(exc))
     return None
 
 

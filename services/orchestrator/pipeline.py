@@ -16,7 +16,7 @@ from services.orchestrator.config import (
     EffectiveStage,
     ProviderConfig,
 )
-from services.orchestrator.conversation import ask, build_messages
+from services.orchestrator.conversation import ask_langchain, build_messages
 from services.orchestrator.engine import HistoryStore, Turn
 from services.orchestrator.executor import (
     StageExecutor,
@@ -364,8 +364,14 @@ class Runner:
         history = inp.history if inp.history is not None else await self.store.load(inp.session_id)
         messages = build_messages(runtime.loaded.file.system_prompt.text, history, text)
 
-        async def call(name: str, _: ProviderConfig, __: float) -> tuple[str, dict[str, int]]:
-            return await ask(runtime.llm[(pipe.name, name)], messages)
+        async def call(
+            name: str, prov: ProviderConfig, timeout_s: float
+        ) -> tuple[str, dict[str, int]]:
+            model = runtime.llm.get((pipe.name, name))
+            if model is not None:
+                return await ask_langchain(model, messages)
+            opts = {**prov.options, **stage.options}
+            return await self.stages.chat(prov, messages, opts, timeout_s)
 
         out = await self._stage(runtime, pipe, stage, call, result)
         if out is not None:

@@ -35,7 +35,8 @@ class Runtime:
     version: int
     loaded: LoadedConfig
     loaded_at: float
-    # (pipeline, provider) -> a LangChain chat model with the stage's options bound.
+    # (pipeline, provider) -> a LangChain chat model with the stage's options bound; empty
+    # unless the LLM client is LangChain.
     llm: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property
@@ -83,13 +84,14 @@ class ConfigManager:
         self,
         path: Path,
         flags: Flags,
-        http_client: httpx.AsyncClient,
+        langchain_client: httpx.AsyncClient | None,
         metrics: OrchestratorMetrics,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.path = path
         self.flags = flags
-        self.http_client = http_client
+        # Set: the LLM stage goes through LangChain's ChatOpenAI over this httpx client.
+        self.langchain_client = langchain_client
         self.metrics = metrics
         # ${VAR:-default} in the YAML is expanded from the process environment by design.
         self.env = env if env is not None else os.environ
@@ -118,7 +120,9 @@ class ConfigManager:
         except OSError as exc:
             raise ConfigError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
         loaded = parse_config(text, self.env, self.flags)
-        return Runtime(version, loaded, time.time(), build_llm_clients(loaded, self.http_client))
+        client = self.langchain_client
+        llm = build_llm_clients(loaded, client) if client is not None else {}
+        return Runtime(version, loaded, time.time(), llm)
 
     async def load(self, reason: str) -> Runtime:
         """Validate the file and swap it in; on ConfigError the old config stays."""
@@ -126,7 +130,7 @@ class ConfigManager:
             stamp = self._stat()
             version = (self._runtime.version + 1) if self._runtime else 1
             try:
-                # In a thread: the first build imports LangChain (seconds) and must not
+                # In a thread: a first LangChain build imports it (seconds) and must not
                 # stall /health/live or requests served on the old config.
                 runtime = await asyncio.to_thread(self._build, version)
             except ConfigError as exc:

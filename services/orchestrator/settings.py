@@ -72,6 +72,12 @@ class Settings(ServiceSettings):
     default_timeout_s: float = Field(
         30.0, gt=0, description="Provider timeout when the YAML gives none."
     )
+    llm_client: Literal["http", "langchain"] = Field(
+        "http",
+        description="How the LLM stage calls its providers: `http` posts the OpenAI chat "
+        "format over the shared client; `langchain` goes through LangChain's ChatOpenAI "
+        "(callbacks, tracing; ~8 ms more CPU per turn).",
+    )
     chat_pipeline: str = Field(
         "text",
         description="Pipeline used by /v1/chat/completions when `model` names no pipeline.",

@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Knobs:
     blocked_words: tuple[str, ...] = ("bomb",)
     calls: Counter[str] = field(default_factory=Counter)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    request_ids: list[tuple[str, str | None]] = field(default_factory=list)
     processing_ms: dict[str, float] = field(default_factory=dict)
     record_processing: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -52,6 +54,7 @@ class Knobs:
         self.garbage = False
         self.calls.clear()
         self.requests.clear()
+        self.request_ids.clear()
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -72,12 +75,40 @@ def tiny_wav(seconds: float = 0.1, rate: int = 16000) -> bytes:
     return buf.getvalue()
 
 
+class ProcessingTimer:
+    """Pure-ASGI wrapper: per X-Request-ID, the time from a request's arrival in the app to
+    its last response byte — the stage's own processing, framework parsing included."""
+
+    def __init__(self, app: ASGIApp, knobs: Knobs) -> None:
+        self.app = app
+        self.knobs = knobs
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app, timing HTTP requests."""
+        if scope["type"] != "http" or not self.knobs.record_processing:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = dict(scope["headers"]).get(b"x-request-id", b"").decode()
+
+        async def timed_send(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                ms = (time.perf_counter() - started) * 1000
+                with self.knobs.lock:
+                    self.knobs.processing_ms[rid] = self.knobs.processing_ms.get(rid, 0.0) + ms
+
+        await self.app(scope, receive, timed_send)
+
+
 def fake_stage_app(knobs: Knobs) -> FastAPI:
     """A FastAPI app speaking every stage API."""
     app = FastAPI()
+    app.add_middleware(ProcessingTimer, knobs=knobs)
 
     async def gate(endpoint: str, request: Request) -> Response | None:
         knobs.calls[endpoint] += 1
+        knobs.request_ids.append((endpoint, request.headers.get("x-request-id")))
         hang_until = time.monotonic() + 60
         while knobs.hang and time.monotonic() < hang_until:  # noqa: ASYNC110 (set from test thread)
             # Polls so a test that clears `hang` releases the server for a quick shutdown.
@@ -93,14 +124,6 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
             return _error(knobs.fail_status, f"{knobs.name} failing on purpose")
         return None
 
-    def done(request: Request, started: float, response: Response) -> Response:
-        if knobs.record_processing:
-            rid = request.headers.get("x-request-id", "")
-            ms = (time.perf_counter() - started) * 1000
-            with knobs.lock:
-                knobs.processing_ms[rid] = knobs.processing_ms.get(rid, 0.0) + ms
-        return response
-
     @app.get("/health/ready")
     async def ready() -> dict[str, str]:
         return {"status": "ready"}
@@ -112,21 +135,15 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
 
     @app.post("/denoise")
     async def denoise(request: Request) -> Response:
-        started = time.perf_counter()
         body = await request.body()
         if (err := await gate("denoise", request)) is not None:
             return err
         if not body.startswith(b"RIFF"):
             return _error(415, "not a WAV file")
-        return done(
-            request,
-            started,
-            Response(body, media_type="audio/wav", headers={"X-Denoise-Engine": "fake"}),
-        )
+        return Response(body, media_type="audio/wav", headers={"X-Denoise-Engine": "fake"})
 
     @app.post("/v1/audio/transcriptions")
     async def transcribe(request: Request) -> Response:
-        started = time.perf_counter()
         form = await request.form()
         if (err := await gate("stt", request)) is not None:
             return err
@@ -139,11 +156,10 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
         )
         if not data.startswith(b"RIFF"):
             return _error(415, "could not decode audio: not a supported format")
-        return done(request, started, JSONResponse({"text": knobs.transcript}))
+        return JSONResponse({"text": knobs.transcript})
 
     @app.post("/validate/{direction}")
     async def validate(direction: str, request: Request) -> Response:
-        started = time.perf_counter()
         body = await request.json()
         if (err := await gate(f"guard_{direction}", request)) is not None:
             return err
@@ -163,11 +179,10 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
                 "filtered": filtered,
                 "redactions": int(filtered != text),
             }
-        return done(request, started, JSONResponse(out))
+        return JSONResponse(out)
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        started = time.perf_counter()
         body = await request.json()
         if (err := await gate("llm", request)) is not None:
             return err
@@ -176,41 +191,32 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
         content = (
             knobs.reply if knobs.reply is not None else f"[{knobs.name}] seen: " + " | ".join(users)
         )
-        return done(
-            request,
-            started,
-            JSONResponse(
-                {
-                    "id": "chatcmpl-fake",
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": body.get("model", "fake"),
-                    "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": content},
-                        }
-                    ],
-                    "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
-                }
-            ),
+        return JSONResponse(
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "fake"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": content},
+                    }
+                ],
+                "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+            }
         )
 
     @app.post("/v1/audio/speech")
     async def speech(request: Request) -> Response:
-        started = time.perf_counter()
         body = await request.json()
         if (err := await gate("tts", request)) is not None:
             return err
         knobs.requests.append({"endpoint": "tts", **body})
         if not str(body.get("input", "")).strip():
             return _error(400, "input is empty")
-        return done(
-            request,
-            started,
-            Response(tiny_wav(), media_type="audio/wav", headers={"X-TTS-Engine": knobs.name}),
-        )
+        return Response(tiny_wav(), media_type="audio/wav", headers={"X-TTS-Engine": knobs.name})
 
     return app
 
@@ -222,8 +228,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", default="fake")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="time every stage call takes (sleep)"
+    )
     args = parser.parse_args()
-    knobs = Knobs(name=args.name, record_processing=True)
+    knobs = Knobs(name=args.name, record_processing=True, latency_s=args.latency_ms / 1000)
     uvicorn.run(
         fake_stage_app(knobs),
         host="127.0.0.1",
