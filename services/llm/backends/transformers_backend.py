@@ -6,44 +6,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from services.llm.backends.common import IncrementalDetokenizer, PromptRenderer, resolve_model
 from services.llm.engine import ChatMessage, GenerationOutcome, GenerationParams, PreparedPrompt
-from services.llm.prompts import fit_messages, flan_prompt
 
 log = logging.getLogger("llm.transformers")
-
-FLAN_ALIASES = {size: f"google/flan-t5-{size}" for size in ("small", "base", "large", "xl", "xxl")}
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Where to load a model from: a hub id or directory, plus a GGUF file name inside it."""
-
-    path: str
-    gguf_file: str | None
-    model_id: str
-
-
-def resolve_model(spec: str, served_name: str = "") -> ModelSource:
-    """Turn LLM_MODEL (alias, hub id, directory or .gguf file) into a load source."""
-    spec = spec.strip()
-    if not spec:
-        raise ValueError("LLM_MODEL is empty")
-    path = FLAN_ALIASES.get(spec.lower(), spec)
-    gguf_file: str | None = None
-    model_id = path
-    if path.lower().endswith(".gguf"):
-        file = Path(path)
-        if not file.is_file():
-            raise FileNotFoundError(f"GGUF file not found: {path}")
-        path, gguf_file = str(file.parent), file.name
-        model_id = file.name[: -len(".gguf")]
-    elif Path(path).is_dir():
-        model_id = Path(path).resolve().name
-    return ModelSource(path=path, gguf_file=gguf_file, model_id=served_name or model_id)
 
 
 class TransformersChatEngine:
@@ -58,7 +26,7 @@ class TransformersChatEngine:
         self.device = device
         self.is_seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
         self.kind = "seq2seq" if self.is_seq2seq else "causal"
-        self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+        self.prompts = PromptRenderer(tokenizer, self.is_seq2seq)
         eos = model.generation_config.eos_token_id
         if eos is None:
             eos = tokenizer.eos_token_id
@@ -106,47 +74,9 @@ class TransformersChatEngine:
 
     # --- prompts -------------------------------------------------------------------------
 
-    def _render(self, messages: Sequence[ChatMessage]) -> list[int]:
-        if self.is_seq2seq or not self.has_chat_template:
-            text = flan_prompt(messages)
-            ids: list[int] = self.tokenizer(text, add_special_tokens=self.is_seq2seq)["input_ids"]
-            return ids
-        text = self._chat_template(messages)
-        # The template already holds BOS and role markers; adding special tokens would double them.
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        return ids
-
-    def _chat_template(self, messages: Sequence[ChatMessage]) -> str:
-        convo = [{"role": m.role, "content": m.content} for m in messages]
-        try:
-            text: str = self.tokenizer.apply_chat_template(
-                convo,
-                add_generation_prompt=messages[-1].role != "assistant",
-                continue_final_message=messages[-1].role == "assistant",
-                tokenize=False,
-            )
-            return text
-        except Exception as exc:  # some templates refuse a system role: fold it into a user turn
-            if not any(m.role == "system" for m in messages):
-                raise
-            log.debug("chat template rejected system role", extra={"error": type(exc).__name__})
-        system = "\n".join(m.content for m in messages if m.role == "system")
-        rest = [m for m in messages if m.role != "system"]
-        first_user = next((i for i, m in enumerate(rest) if m.role == "user"), None)
-        if first_user is None:
-            rest.insert(0, ChatMessage("user", system))
-        else:
-            rest[first_user] = ChatMessage("user", f"{system}\n\n{rest[first_user].content}")
-        return self._chat_template(rest)
-
     def prepare(self, messages: Sequence[ChatMessage], max_input_tokens: int) -> PreparedPrompt:
         """Build and tokenise the prompt, dropping the oldest turns to fit the budget."""
-        kept, dropped = fit_messages(messages, lambda ms: len(self._render(ms)), max_input_tokens)
-        return PreparedPrompt(input_ids=self._render(kept), dropped_messages=dropped)
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens in a piece of text, without special tokens."""
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self.prompts.prepare(messages, max_input_tokens)
 
     # --- generation ----------------------------------------------------------------------
 
@@ -206,45 +136,25 @@ def _make_streamer(tokenizer: Any, on_text: Callable[[str], None]) -> Any:
     from transformers.generation.streamers import BaseStreamer
 
     class TokenStreamer(BaseStreamer):  # type: ignore[misc]
-        """Hands out new text after every generated token, not only at word ends.
-
-        Incremental detokenisation (as in text-generation-inference): the newest tokens are
-        decoded together with a few before them, so merges and leading spaces come out right
-        at constant cost per token; text ending in an incomplete UTF-8 sequence waits.
-        """
+        """Feeds generate()'s new tokens to the shared incremental detokeniser, one at a time."""
 
         def __init__(self) -> None:
-            self.started = time.perf_counter()
-            self.first_token_s: float | None = None
-            self.tokens: list[int] = []
-            self.prefix_offset = 0
-            self.read_offset = 0
+            self.text = IncrementalDetokenizer(tokenizer, on_text)
             self.prompt_seen = False
+
+        @property
+        def first_token_s(self) -> float | None:
+            return self.text.first_token_s
 
         def put(self, value: Any) -> None:
             if not self.prompt_seen:
                 # generate() first hands over the prompt (or the decoder start token).
                 self.prompt_seen = True
                 return
-            if self.first_token_s is None:
-                self.first_token_s = time.perf_counter() - self.started
-            self.tokens.extend(int(t) for t in value.reshape(-1).tolist())
-            self._emit()
+            self.text.add(int(t) for t in value.reshape(-1).tolist())
 
         def end(self) -> None:
-            self._emit(final=True)
-
-        def _emit(self, final: bool = False) -> None:
-            prefix: str = tokenizer.decode(
-                self.tokens[self.prefix_offset : self.read_offset], skip_special_tokens=True
-            )
-            text: str = tokenizer.decode(
-                self.tokens[self.prefix_offset :], skip_special_tokens=True
-            )
-            if len(text) > len(prefix) and (final or not text.endswith("\ufffd")):
-                on_text(text[len(prefix) :])
-                self.prefix_offset = self.read_offset
-                self.read_offset = len(self.tokens)
+            self.text.finish()
 
     return TokenStreamer()
 
