@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import os
 import platform
+import random
 import resource
 import statistics
 import subprocess
@@ -45,19 +46,23 @@ def _wait(url: str, timeout: float = 90.0) -> None:
     raise RuntimeError(f"{url} not ready")
 
 
-def _config(fast: str, staged: str, dead: str) -> dict[str, object]:
-    """Pipelines over the instant fake (`voice`) and the one whose calls take time (`staged`)."""
+CAPABILITIES = {
+    "denoise": "denoise",
+    "stt": "stt",
+    "guard": "guardrails",
+    "llm": "llm",
+    "tts": "tts",
+}
+
+
+def _config(fast: str, staged: dict[str, str], dead: str) -> dict[str, object]:
+    """Pipelines over the instant fake (`voice`) and the fakes whose calls take time (`staged`,
+    one process per stage service as in the real mesh)."""
     providers: dict[str, dict[str, object]] = {}
     pipelines: dict[str, object] = {}
-    for prefix, url in (("", fast), ("staged-", staged)):
-        for cap, name in (
-            ("denoise", "denoise"),
-            ("stt", "stt"),
-            ("guardrails", "guard"),
-            ("llm", "llm"),
-            ("tts", "tts"),
-        ):
-            providers[prefix + name] = {"capability": cap, "url": url, "timeout_s": 10}
+    for prefix, urls in (("", dict.fromkeys(CAPABILITIES, fast)), ("staged-", staged)):
+        for name, cap in CAPABILITIES.items():
+            providers[prefix + name] = {"capability": cap, "url": urls[name], "timeout_s": 10}
 
         def voice(llm: list[str], p: str = prefix) -> list[dict[str, object]]:
             return [
@@ -88,13 +93,24 @@ def _pct(values: list[float], q: float) -> float:
 
 
 Row = dict[str, float]
+JITTER = 0.2  # staged fake calls take ms × [0.8, 1.2]
+# (LLM client, pipeline, ms per stage call, concurrent sessions, measurements)
+Result = tuple[str, str, float, int, Row]
 
 
 async def _drive(
-    base: str, fake: str, pipeline: str, runs: int, sessions: int, orch_pid: int
+    base: str,
+    fakes: list[str],
+    pipeline: str,
+    runs: int,
+    sessions: int,
+    orch_pid: int,
+    spread_s: float = 0.0,
 ) -> Row:
+    rng = random.Random(sessions)
     wav = tiny_wav(0.5)
     e2e: dict[str, float] = {}
+    recorded: dict[str, float] = {}  # the stage latencies the orchestrator itself recorded
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=sessions)) as c:
 
         async def one(sid: str) -> None:
@@ -110,8 +126,12 @@ async def _drive(
             if r.status_code != 200:
                 raise RuntimeError(f"run failed: {r.status_code} {r.text[:300]}")
             e2e[rid] = elapsed
+            recorded[rid] = sum(st["latency_ms"] for st in r.json()["stages"])
 
         async def session(i: int, n: int) -> None:
+            # Independent users do not start in lock-step: spread the first turns over one
+            # run's expected time, or all sessions hit every stage in the same instant.
+            await asyncio.sleep(rng.uniform(0, spread_s))
             for _ in range(n):
                 await one(f"bench-{pipeline}-{i}")
 
@@ -121,9 +141,16 @@ async def _drive(
         await asyncio.gather(*(session(i, n) for i, n in enumerate(per)))
         wall = time.perf_counter() - started
         cpu_ms = (_cpu_s(orch_pid) - cpu0) * 1000 / max(1, runs)
-        processing = (await c.get(fake + "/fake/processing")).json()
+        processing: dict[str, float] = {}
+        for fake in fakes:
+            for rid, ms in (await c.get(fake + "/fake/processing")).json().items():
+                processing[rid] = processing.get(rid, 0.0) + ms
     overhead = [e2e[rid] - processing.get(rid, 0.0) for rid in e2e]
     stage_ms = [processing.get(rid, 0.0) for rid in e2e]
+    # Overhead split: time between the orchestrator's stage timers and the fakes' own time
+    # (loopback hops, the fakes' HTTP parsing, waiting for a CPU) vs the rest (the client's
+    # hop in and out, the orchestrator's own work between stages).
+    hops = [recorded[rid] - processing.get(rid, 0.0) for rid in e2e]
     return {
         "runs": len(e2e),
         "rps": len(e2e) / wall,
@@ -133,6 +160,7 @@ async def _drive(
         "over_p50": _pct(overhead, 0.5),
         "over_p95": _pct(overhead, 0.95),
         "over_mean": statistics.fmean(overhead),
+        "hops_p50": _pct(hops, 0.5),
         "cpu_ms": cpu_ms,
     }
 
@@ -189,7 +217,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=400, help="measured runs per scenario")
     parser.add_argument("--sessions", type=int, default=20, help="concurrent sessions")
     parser.add_argument(
-        "--stage-ms", type=float, default=25.0, help="time each staged fake call takes"
+        "--stage-ms",
+        type=float,
+        nargs="+",
+        default=[25.0, 100.0],
+        help="times each staged fake call takes (one scenario pair per value)",
     )
     parser.add_argument("--quick", action="store_true", help="200 runs per scenario (~1 min)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench" / "orchestrator.md"))
@@ -198,9 +230,10 @@ def main() -> None:
     n = args.sessions
 
     env = {**os.environ, "LOG_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
-    fast_port, staged_port = free_port(), free_port()
+    fast_port = free_port()
     fast = f"http://127.0.0.1:{fast_port}"
-    staged = f"http://127.0.0.1:{staged_port}"
+    staged_ports = {name: free_port() for name in CAPABILITIES}
+    staged = {name: f"http://127.0.0.1:{port}" for name, port in staged_ports.items()}
     orch_ports = {"http": free_port(), "langchain": free_port()}
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,7 +242,8 @@ def main() -> None:
         try:
             fake = ["tests.orchestrator.fakes", "--port"]
             procs.append(_spawn([*fake, str(fast_port)], env))
-            procs.append(_spawn([*fake, str(staged_port), "--latency-ms", str(args.stage_ms)], env))
+            for port in staged_ports.values():
+                procs.append(_spawn([*fake, str(port)], env))
             for client, port in orch_ports.items():
                 orch_env = {
                     **env,
@@ -222,37 +256,38 @@ def main() -> None:
                     "ORCH_BREAKER_FAILURES": "1000000000",
                 }
                 procs.append(_spawn(["services.orchestrator"], orch_env))
-            for url in (fast, staged, *(f"http://127.0.0.1:{p}" for p in orch_ports.values())):
+            orch_urls = [f"http://127.0.0.1:{p}" for p in orch_ports.values()]
+            for url in (fast, *staged.values(), *orch_urls):
                 _wait(url + "/health/ready")
             base = f"http://127.0.0.1:{orch_ports['http']}"
             lc_base = f"http://127.0.0.1:{orch_ports['langchain']}"
-            pid, lc_pid = procs[2].pid, procs[3].pid
+            pid, lc_pid = procs[-2].pid, procs[-1].pid
 
-            def drive(url: str, fk: str, pipe: str, count: int, sessions: int, p: int) -> Row:
-                return asyncio.run(_drive(url, fk, pipe, count, sessions, p))
+            def drive(
+                url: str, fk: object, pipe: str, count: int, sessions: int, p: int, ms: float = 0
+            ) -> Row:
+                urls = list(fk.values()) if isinstance(fk, dict) else [str(fk)]
+                spread = 6 * ms / 1000
+                return asyncio.run(_drive(url, urls, pipe, count, sessions, p, spread))
 
             for pipe in ("voice", "voice_failover"):  # warm-up
                 drive(base, fast, pipe, 40, n, pid)
                 drive(lc_base, fast, pipe, 20, 1, lc_pid)
             drive(base, staged, "staged", 40, n, pid)
-            results: list[tuple[str, str, int, Row]] = [
-                ("http", "voice", 1, drive(base, fast, "voice", runs // 2, 1, pid)),
-                (
-                    "http",
-                    "voice_failover",
-                    1,
-                    drive(base, fast, "voice_failover", runs // 2, 1, pid),
-                ),
-                ("langchain", "voice", 1, drive(lc_base, fast, "voice", runs // 2, 1, lc_pid)),
-                ("http", "staged", n, drive(base, staged, "staged", runs, n, pid)),
-                (
-                    "http",
-                    "staged_failover",
-                    n,
-                    drive(base, staged, "staged_failover", runs, n, pid),
-                ),
-                ("http", "voice", n, drive(base, fast, "voice", runs, n, pid)),
+            half = runs // 2
+            results: list[Result] = [
+                ("http", "voice", 0, 1, drive(base, fast, "voice", half, 1, pid)),
+                ("http", "voice_failover", 0, 1, drive(base, fast, "voice_failover", half, 1, pid)),
+                ("langchain", "voice", 0, 1, drive(lc_base, fast, "voice", half, 1, lc_pid)),
+                ("http", "voice", 0, n, drive(base, fast, "voice", runs, n, pid)),
             ]
+            for ms in args.stage_ms:
+                for url in staged.values():
+                    params = {"ms": ms, "jitter": JITTER}
+                    httpx.post(url + "/fake/latency", params=params).raise_for_status()
+                for pipe in ("staged", "staged_failover"):
+                    row = drive(base, staged, pipe, runs, n, pid, ms)
+                    results.append(("http", pipe, ms, n, row))
             lc_cpu, own_cpu = asyncio.run(_llm_client_cost(fast, runs))
         finally:
             for proc in procs:
@@ -262,12 +297,7 @@ def main() -> None:
     _report(args, results, lc_cpu, own_cpu)
 
 
-def _report(
-    args: argparse.Namespace,
-    results: list[tuple[str, str, int, Row]],
-    lc_cpu: float,
-    own_cpu: float,
-) -> None:
+def _report(args: argparse.Namespace, results: list[Result], lc_cpu: float, own_cpu: float) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     n = args.sessions
     lines = [
@@ -279,48 +309,56 @@ def _report(
         f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         "- Setup: everything on this one machine — the load generator, the real orchestrator "
         "(`python -m services.orchestrator`, one process) and fake stage services "
-        "(tests/orchestrator/fakes.py, FastAPI under uvicorn, each in its own process) on "
-        "127.0.0.1. The six-stage voice pipeline (denoise, stt, guard_input, llm, guard_output, "
-        "tts) through `POST /v1/voice` with a 0.5 s WAV, every session sending its next turn as "
-        "soon as the last one returns. `voice`: fakes answer at once. `staged`: every fake "
-        f"call takes {args.stage_ms:g} ms ({6 * args.stage_ms:g} ms of stage time per run — "
-        "fast local model servers). Overhead = client-measured end-to-end − the fakes' own "
-        "time for that X-Request-ID (measured around their whole ASGI app); it holds six "
-        "loopback HTTP hops, multipart/JSON coding, the orchestrator's work and any queueing "
-        "for the CPU. `_failover`: the LLM's primary refuses connections (breaker disabled, "
-        "so every run pays it); the fallback answers. LLM client: `http` (default) or "
-        "`langchain` (`ORCH_LLM_CLIENT`).",
+        "(tests/orchestrator/fakes.py, FastAPI under uvicorn) on 127.0.0.1. The six-stage "
+        "voice pipeline (denoise, stt, guard_input, llm, guard_output, tts) through "
+        "`POST /v1/voice` with a 0.5 s WAV, every session sending its next turn as soon as the "
+        "last one returns. `voice`: one fake process answers every stage at once. `staged`: "
+        "one fake process per stage service, as in the mesh, every call taking the stated "
+        "time ±20 % (uniform), sessions starting at random offsets within one run's time. "
+        "Overhead = client-measured end-to-end − the fakes' own time for that "
+        "X-Request-ID (measured around their whole ASGI app); it holds six loopback HTTP hops, "
+        "multipart/JSON coding, the orchestrator's work and any queueing for the CPU; "
+        "'stage hops' is the part between the orchestrator's own stage timers and the fakes' "
+        "time (loopback, the fakes' HTTP parsing, waiting for a CPU). "
+        "`_failover`: the LLM's primary refuses connections (breaker disabled, so every run "
+        "pays it); the fallback answers. LLM client: `http` (default) or `langchain` "
+        "(`ORCH_LLM_CLIENT`).",
         "",
-        "| LLM client | pipeline | sessions | runs | runs/s | e2e p50 ms | e2e p95 ms "
-        "| stages p50 ms | overhead p50 ms | overhead p95 ms | orchestrator CPU ms/run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| LLM client | pipeline | ms per stage call | sessions | runs | runs/s | e2e p50 ms "
+        "| e2e p95 ms | stages p50 ms | overhead p50 ms | overhead p95 ms "
+        "| of which stage hops p50 ms | orchestrator CPU ms/run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    by_key = {(c, p, s): r for c, p, s, r in results}
-    for client, name, sessions, r in results:
+    by_key = {(c, p, ms, s): r for c, p, ms, s, r in results}
+    for client, name, ms, sessions, r in results:
         lines.append(
-            f"| {client} | {name} | {sessions} | {int(r['runs'])} | {r['rps']:.0f} "
+            f"| {client} | {name} | {ms:g} | {sessions} | {int(r['runs'])} | {r['rps']:.0f} "
             f"| {r['e2e_p50']:.1f} | {r['e2e_p95']:.1f} | {r['stage_p50']:.2f} "
-            f"| {r['over_p50']:.1f} | {r['over_p95']:.1f} | {r['cpu_ms']:.1f} |"
+            f"| {r['over_p50']:.1f} | {r['over_p95']:.1f} | {r['hops_p50']:.1f} "
+            f"| {r['cpu_ms']:.1f} |"
         )
     lines.append("")
-    for base, sessions in (("voice", 1), ("staged", n)):
-        extra = (
-            by_key[("http", f"{base}_failover", sessions)]["over_p50"]
-            - by_key[("http", base, sessions)]["over_p50"]
+    pairs = [("voice", 0.0, 1)] + [("staged", ms, n) for ms in args.stage_ms]
+    for pipe, ms, sessions in pairs:
+        base, failover = (
+            by_key[("http", pipe, ms, sessions)],
+            by_key[("http", f"{pipe}_failover", ms, sessions)],
         )
         lines.append(
-            f"- Failover to a live fallback (primary refuses connections), `{base}`, "
-            f"{sessions} session(s): {extra:+.1f} ms at p50 (goal ≤ 5 ms)."
+            f"- Failover to a live fallback (primary refuses connections), `{pipe}` "
+            f"({ms:g} ms/stage, {sessions} session(s)): "
+            f"{failover['over_p50'] - base['over_p50']:+.1f} ms at p50 (goal ≤ 5 ms)."
         )
     lines.append(
         f"- One LLM call, CPU in the caller: LangChain ChatOpenAI {lc_cpu:.2f} ms vs the "
         f"orchestrator's own aiohttp client {own_cpu:.2f} ms."
     )
-    goal = by_key[("http", "staged", n)]
-    lines.append(
-        f"- Goal p50 ≤ 5 ms / p95 ≤ 15 ms at {n} sessions (`staged`): measured "
-        f"{goal['over_p50']:.1f} / {goal['over_p95']:.1f} ms."
-    )
+    for ms in args.stage_ms:
+        goal = by_key[("http", "staged", ms, n)]
+        lines.append(
+            f"- Goal p50 ≤ 5 ms / p95 ≤ 15 ms at {n} sessions, {ms:g} ms per stage call: "
+            f"measured {goal['over_p50']:.1f} / {goal['over_p95']:.1f} ms."
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

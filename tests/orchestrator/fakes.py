@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import random
 import threading
 import time
 import wave
@@ -33,6 +34,9 @@ class Knobs:
     fail_status: int = 503
     status: int | None = None
     latency_s: float = 0.0
+    # Each call's latency is drawn from latency_s × [1 − jitter, 1 + jitter] (model servers
+    # vary); 0 keeps it exact, as the tests need.
+    latency_jitter: float = 0.0
     hang: bool = False
     garbage: bool = False  # answer 200 with an HTML page instead of the API's shape
     transcript: str = "what is the weather like"
@@ -114,7 +118,8 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
             # Polls so a test that clears `hang` releases the server for a quick shutdown.
             await asyncio.sleep(0.05)
         if knobs.latency_s:
-            await asyncio.sleep(knobs.latency_s)
+            spread = knobs.latency_jitter * (2 * random.random() - 1)
+            await asyncio.sleep(knobs.latency_s * (1 + spread))
         if knobs.garbage:
             return Response(b"<html>proxy login</html>", media_type="text/html")
         if knobs.status is not None:
@@ -127,6 +132,12 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
     @app.get("/health/ready")
     async def ready() -> dict[str, str]:
         return {"status": "ready"}
+
+    @app.post("/fake/latency")
+    async def set_latency(ms: float, jitter: float = 0.0) -> dict[str, float]:
+        knobs.latency_s = ms / 1000
+        knobs.latency_jitter = jitter
+        return {"latency_ms": ms, "jitter": jitter}
 
     @app.get("/fake/processing")
     async def processing() -> dict[str, float]:
