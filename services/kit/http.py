@@ -18,7 +18,11 @@ def make_client(timeout_s: float = 30.0, max_connections: int = 100) -> httpx.As
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
         limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            # Below uvicorn's 5 s server-side keep-alive: a connection reused just as the
+            # server closes it fails with "server disconnected".
+            keepalive_expiry=4.0,
         ),
         event_hooks={"request": [_add_request_id]},
     )
