@@ -49,19 +49,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.run_local import Mesh, load_specs, parse_env_file  # noqa: E402
+from scripts.run_local import STAGE_SERVICES, Mesh, load_specs, parse_env_file  # noqa: E402
 from tests.helpers import add_noise, echo_llm_app, free_port, run_server, synth_speech, wav_bytes  # noqa: E402
 
 API_KEY = "bench-e2e-key"
-STAGE_SERVICES = [
-    "audio-preprocessor",
-    "stt",
-    "llm-flan",
-    "tts-piper",
-    "tts-bark",
-    "guardrails",
-    "orchestrator",
-]
 STAGES = ["denoise", "stt", "guard_input", "llm", "guard_output", "tts"]
 QUESTION = "Could you please tell me what the capital city of France is called?"
 TEXT_PROMPTS = [

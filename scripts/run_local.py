@@ -36,6 +36,16 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # services are looked up the way `python -m` in ROOT finds them
     sys.path.insert(0, str(ROOT))
+# Compose services a voice turn goes through (the rest are views: UI, dashboard, Prometheus).
+STAGE_SERVICES = [
+    "audio-preprocessor",
+    "stt",
+    "llm-flan",
+    "tts-piper",
+    "tts-bark",
+    "guardrails",
+    "orchestrator",
+]
 COLORS = ["36", "32", "33", "35", "34", "91", "92", "93", "94", "95", "96"]
 
 

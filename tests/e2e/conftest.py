@@ -9,19 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.run_local import Mesh, load_specs
+from scripts.run_local import STAGE_SERVICES, Mesh, load_specs
 from tests.helpers import ROOT, echo_llm_app, free_port, run_server
 
 API_KEY = "e2e-test-key"
-STAGE_SERVICES = [
-    "audio-preprocessor",
-    "stt",
-    "llm-flan",
-    "tts-piper",
-    "tts-bark",
-    "guardrails",
-    "orchestrator",
-]
 VIEW_SERVICES = ["testing-ui", "monitoring-dashboard", "prometheus"]
 
 
