@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import platform
 import random
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,21 +30,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import free_port  # noqa: E402
+from tests.helpers import free_port, run_process  # noqa: E402
 from tests.orchestrator.fakes import tiny_wav  # noqa: E402
-
-
-def _wait(url: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready")
-
 
 CAPABILITIES = {
     "denoise": "denoise",
@@ -207,10 +194,6 @@ async def _llm_client_cost(fake: str, n: int) -> tuple[float, float]:
     return (t1 - t0) * 1000 / n, (t2 - t1) * 1000 / n
 
 
-def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env)
-
-
 def main() -> None:
     """Run the benchmark and write docs/bench/orchestrator.md."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -235,65 +218,61 @@ def main() -> None:
     staged_ports = {name: free_port() for name in CAPABILITIES}
     staged = {name: f"http://127.0.0.1:{port}" for name, port in staged_ports.items()}
     orch_ports = {"http": free_port(), "langchain": free_port()}
-    procs: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         cfg = Path(tmp) / "pipelines.yaml"
         cfg.write_text(yaml.safe_dump(_config(fast, staged, f"http://127.0.0.1:{free_port()}")))
-        try:
-            fake = ["tests.orchestrator.fakes", "--port"]
-            procs.append(_spawn([*fake, str(fast_port)], env))
-            for port in staged_ports.values():
-                procs.append(_spawn([*fake, str(port)], env))
-            for client, port in orch_ports.items():
-                orch_env = {
-                    **env,
-                    "PORT": str(port),
-                    "ORCH_PIPELINES_PATH": str(cfg),
-                    "ORCH_RELOAD_POLL_S": "0",
-                    "ORCHESTRATOR_API_KEYS": "",
-                    "ORCH_LLM_CLIENT": client,
-                    # Every failover run must pay the refused connection, not skip it.
-                    "ORCH_BREAKER_FAILURES": "1000000000",
-                }
-                procs.append(_spawn(["services.orchestrator"], orch_env))
-            orch_urls = [f"http://127.0.0.1:{p}" for p in orch_ports.values()]
-            for url in (fast, *staged.values(), *orch_urls):
-                _wait(url + "/health/ready")
-            base = f"http://127.0.0.1:{orch_ports['http']}"
-            lc_base = f"http://127.0.0.1:{orch_ports['langchain']}"
-            pid, lc_pid = procs[-2].pid, procs[-1].pid
 
-            def drive(
-                url: str, fk: object, pipe: str, count: int, sessions: int, p: int, ms: float = 0
-            ) -> Row:
-                urls = list(fk.values()) if isinstance(fk, dict) else [str(fk)]
-                spread = 6 * ms / 1000
-                return asyncio.run(_drive(url, urls, pipe, count, sessions, p, spread))
+        def spawn(args: list[str], url: str, env: dict[str, str]) -> int:
+            cmd = [sys.executable, "-m", *args]
+            return stack.enter_context(run_process(cmd, url + "/health/ready", env=env)).pid
 
-            for pipe in ("voice", "voice_failover"):  # warm-up
-                drive(base, fast, pipe, 40, n, pid)
-                drive(lc_base, fast, pipe, 20, 1, lc_pid)
-            drive(base, staged, "staged", 40, n, pid)
-            half = runs // 2
-            results: list[Result] = [
-                ("http", "voice", 0, 1, drive(base, fast, "voice", half, 1, pid)),
-                ("http", "voice_failover", 0, 1, drive(base, fast, "voice_failover", half, 1, pid)),
-                ("langchain", "voice", 0, 1, drive(lc_base, fast, "voice", half, 1, lc_pid)),
-                ("http", "voice", 0, n, drive(base, fast, "voice", runs, n, pid)),
-            ]
-            for ms in args.stage_ms:
-                for url in staged.values():
-                    params = {"ms": ms, "jitter": JITTER}
-                    httpx.post(url + "/fake/latency", params=params).raise_for_status()
-                for pipe in ("staged", "staged_failover"):
-                    row = drive(base, staged, pipe, runs, n, pid, ms)
-                    results.append(("http", pipe, ms, n, row))
-            lc_cpu, own_cpu = asyncio.run(_llm_client_cost(fast, runs))
-        finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                proc.wait(timeout=15)
+        fake = ["tests.orchestrator.fakes", "--port"]
+        spawn([*fake, str(fast_port)], fast, env)
+        for name, port in staged_ports.items():
+            spawn([*fake, str(port)], staged[name], env)
+        pids = {}
+        for client, port in orch_ports.items():
+            orch_env = {
+                **env,
+                "PORT": str(port),
+                "ORCH_PIPELINES_PATH": str(cfg),
+                "ORCH_RELOAD_POLL_S": "0",
+                "ORCHESTRATOR_API_KEYS": "",
+                "ORCH_LLM_CLIENT": client,
+                # Every failover run must pay the refused connection, not skip it.
+                "ORCH_BREAKER_FAILURES": "1000000000",
+            }
+            pids[client] = spawn(["services.orchestrator"], f"http://127.0.0.1:{port}", orch_env)
+        base = f"http://127.0.0.1:{orch_ports['http']}"
+        lc_base = f"http://127.0.0.1:{orch_ports['langchain']}"
+        pid, lc_pid = pids["http"], pids["langchain"]
+
+        def drive(
+            url: str, fk: object, pipe: str, count: int, sessions: int, p: int, ms: float = 0
+        ) -> Row:
+            urls = list(fk.values()) if isinstance(fk, dict) else [str(fk)]
+            spread = 6 * ms / 1000
+            return asyncio.run(_drive(url, urls, pipe, count, sessions, p, spread))
+
+        for pipe in ("voice", "voice_failover"):  # warm-up
+            drive(base, fast, pipe, 40, n, pid)
+            drive(lc_base, fast, pipe, 20, 1, lc_pid)
+        drive(base, staged, "staged", 40, n, pid)
+        half = runs // 2
+        results: list[Result] = [
+            ("http", "voice", 0, 1, drive(base, fast, "voice", half, 1, pid)),
+            ("http", "voice_failover", 0, 1, drive(base, fast, "voice_failover", half, 1, pid)),
+            ("langchain", "voice", 0, 1, drive(lc_base, fast, "voice", half, 1, lc_pid)),
+            ("http", "voice", 0, n, drive(base, fast, "voice", runs, n, pid)),
+        ]
+        for ms in args.stage_ms:
+            for url in staged.values():
+                params = {"ms": ms, "jitter": JITTER}
+                httpx.post(url + "/fake/latency", params=params).raise_for_status()
+            for pipe in ("staged", "staged_failover"):
+                row = drive(base, staged, pipe, runs, n, pid, ms)
+                results.append(("http", pipe, ms, n, row))
+        lc_cpu, own_cpu = asyncio.run(_llm_client_cost(fast, runs))
     _report(args, results, lc_cpu, own_cpu)
 
 

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import re
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +24,50 @@ WHISPER_BASE = MODELS / "whisper-base"
 WHISPER_TINY_EN = MODELS / "whisper-tiny.en"
 SMOLLM2_GGUF = MODELS / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_CT2 = MODELS / "smollm2-ct2"
+
+
+@contextlib.contextmanager
+def run_process(
+    cmd: list[str],
+    ready_url: str,
+    *,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    timeout: float = 60.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `cmd` (in the repo root), wait until `ready_url` answers 200, stop it at the end.
+
+    Output goes to `log` (or nowhere); a process that exits or never gets ready raises with
+    the log's tail.
+    """
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(log.open("wb")) if log else subprocess.DEVNULL
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    if httpx.get(ready_url, timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = log.read_text(errors="replace")[-2000:] if log else ""
+                    state = (
+                        f"exited with {proc.returncode}"
+                        if proc.poll() is not None
+                        else (f"not ready in {timeout:g} s")
+                    )
+                    raise RuntimeError(f"{cmd[0]} {state} ({ready_url}): {tail}")
+                time.sleep(0.1)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def free_port() -> int:

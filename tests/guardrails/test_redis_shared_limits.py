@@ -4,42 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.helpers import ROOT, free_port, redis_server
+from tests.helpers import free_port, redis_server, run_process
 
 pytestmark = [
     pytest.mark.slow,
 ]
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready in {timeout}s")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +27,8 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def two_servers(redis_url: str) -> Iterator[list[str]]:
     """Two `python -m services.guardrails` processes sharing one Redis for their limits."""
-    procs: list[subprocess.Popen[bytes]] = []
-    urls = []
-    try:
+    with contextlib.ExitStack() as stack:
+        urls = []
         for _ in range(2):
             port = free_port()
             env = {
@@ -67,22 +41,11 @@ def two_servers(redis_url: str) -> Iterator[list[str]]:
                 "GUARD_TOXICITY_BACKEND": "none",
                 "GUARD_ESCALATION_DB": ":memory:",
             }
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "services.guardrails"],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-            urls.append(f"http://127.0.0.1:{port}")
-        for url, proc in zip(urls, procs, strict=True):
-            _wait(url + "/health/ready", proc)
+            url = f"http://127.0.0.1:{port}"
+            cmd = [sys.executable, "-m", "services.guardrails"]
+            stack.enter_context(run_process(cmd, url + "/health/ready", env=env))
+            urls.append(url)
         yield urls
-    finally:
-        for proc in procs:
-            _stop(proc)
 
 
 def test_limit_is_shared_across_processes(two_servers: list[str]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ import pytest
 from fastapi import APIRouter
 
 from services.kit import ServiceSettings, create_app
-from tests.helpers import ROOT, free_port, run_server
+from tests.helpers import ROOT, free_port, run_process, run_server
 from tests.ui.fakes import Knobs, build_fake_orchestrator
 
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
@@ -120,40 +119,16 @@ def prometheus(
     config = tmp / "prometheus.yml"
     config.write_text("\n".join(lines) + "\n")
     port = free_port()
-    log = (tmp / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"prometheus did not start: {(tmp / 'prometheus.log').read_text()[-2000:]}"
-                )
-            time.sleep(0.2)
+    cmd = [
+        "prometheus",
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with run_process(cmd, url + "/-/ready", log=tmp / "prometheus.log"):
         wait_for_targets(url, set(jobs))
         yield Prometheus(url, jobs)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.5, what: str = "condition"):

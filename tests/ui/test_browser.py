@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import soundfile as sf
 from services.dashboard.data import PrometheusClient, request_table
 from services.testing_ui.app import build_app
 from services.testing_ui.settings import Settings
-from tests.helpers import ROOT, free_port, run_server, synth_speech, wav_bytes
+from tests.helpers import free_port, run_process, run_server, synth_speech, wav_bytes
 from tests.ui.conftest import CHROMIUM_ARGS, save_screenshot, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -161,34 +160,10 @@ def dashboard(prometheus_url: str, services: dict[str, str]) -> Iterator[str]:
         DASHBOARD_REFRESH_S="2",
         DASHBOARD_RATE_WINDOW="1m",
     )
-    log = open(os.devnull, "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.dashboard"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, "streamlit exited"
-            assert time.monotonic() < deadline, "streamlit did not start in 60 s"
-            time.sleep(0.3)
+    cmd = [sys.executable, "-m", "services.dashboard"]
+    with run_process(cmd, url + "/_stcore/health", env=env):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _tables(page) -> list[list[list[str]]]:
