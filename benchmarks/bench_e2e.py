@@ -542,8 +542,9 @@ def report(cmd: str, quick: bool, res: dict[str, Any]) -> str:
         f"os.cpu_count() = {os.cpu_count()}, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
         f" (shared box: load average at start {res['load_start']})",
         f"- Date: {res['date']}",
-        "- Mesh: scripts/run_local.py with `.env.local` (faster-whisper base int8, "
-        "SmolLM2-135M-Instruct Q4_1 GGUF, Piper en_US-joe-medium, DeepFilterNet3, "
+        "- Mesh: scripts/run_local.py with `.env.local` (faster-whisper base int8 told the "
+        "language, SmolLM2-135M-Instruct as CTranslate2 int8, Piper en_US-joe-medium, "
+        "DeepFilterNet3, "
         "profanity-check guardrails); tts-bark has no Bark weights offline and proxies to "
         "tts-piper. Private pipelines copy: voice LLM max_tokens 32, text 16, tts-primary "
         f"timeout {res['tts_timeout_s']:.0f} s, {res['llm_limits']}, "
