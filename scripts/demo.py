@@ -39,16 +39,24 @@ def speak(text: str, snr_db: float | None) -> bytes:
     return encode_wav(audio, 16000)
 
 
-def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate after lower-casing and dropping punctuation."""
+def _norm(text: str) -> str:
     import re
 
+    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]+", " ", text.lower())).strip() or "-"
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate after lower-casing and dropping punctuation."""
     import jiwer
 
-    def norm(text: str) -> str:
-        return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9' ]+", " ", text.lower())).strip()
+    return float(jiwer.wer(_norm(reference), _norm(hypothesis)))
 
-    return float(jiwer.wer(norm(reference) or "-", norm(hypothesis) or "-"))
+
+def cer(reference: str, hypothesis: str) -> float:
+    """Character error rate after the same normalisation."""
+    import jiwer
+
+    return float(jiwer.cer(_norm(reference), _norm(hypothesis)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,9 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         timeout=120,
     )
     heard = check.json().get("text", "")
-    err = wer(body["response"], heard)
-    print(f"reply heard back: {heard!r}  WER vs reply text: {err:.1%}")
-    return 0 if err <= 0.25 else 1
+    word_err, char_err = wer(body["response"], heard), cer(body["response"], heard)
+    print(f"reply heard back: {heard!r}  vs reply text: WER {word_err:.1%}, CER {char_err:.1%}")
+    # Judged by characters, as the e2e test does: Whisper base often hears Piper's "France
+    # is" as "Francis" — one word for two, a third of a six-word reply's WER, yet the audio
+    # says the text.
+    return 0 if char_err <= 0.15 else 1
 
 
 if __name__ == "__main__":
