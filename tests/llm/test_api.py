@@ -15,11 +15,9 @@ from langchain_openai import ChatOpenAI
 from services.llm.app import build_app
 from services.llm.settings import Settings
 from tests.helpers import run_server
+from tests.llm.checks import CHAT, USER, check_disconnect_stops_generation, metric
 
 pytestmark = pytest.mark.slow
-
-CHAT = "/v1/chat/completions"
-USER = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def _settings(model_dir, **kw) -> Settings:
@@ -42,17 +40,6 @@ def base(tiny_t5_dir):
 @pytest.fixture(scope="module")
 def client(base):
     return openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0)
-
-
-def _metric(base: str, name: str, **labels: str) -> float:
-    text = httpx.get(base + "/metrics").text
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def test_ready_models_and_loading_path(base, tiny_t5_dir):
@@ -246,7 +233,7 @@ def test_long_history_is_cut_keeping_system_and_newest_turn(tiny_t5_dir):
         r = httpx.post(url + CHAT, json={"messages": msgs, "max_tokens": 2})
         assert r.status_code == 200, r.text
         assert 0 < r.json()["usage"]["prompt_tokens"] <= 60
-        assert _metric(url, "llm_prompt_messages_dropped_total") >= 20
+        assert metric(url, "llm_prompt_messages_dropped_total") >= 20
         # When the system message and newest turn alone do not fit: a clear 400.
         huge = [{"role": "user", "content": "sky " * 200}]
         r = httpx.post(url + CHAT, json={"messages": huge, "max_tokens": 2})
@@ -255,30 +242,7 @@ def test_long_history_is_cut_keeping_system_and_newest_turn(tiny_t5_dir):
 
 
 def test_disconnect_mid_stream_stops_generation(base):
-    before_cancel = _metric(base, "llm_generations_total", outcome="cancelled")
-    before_tokens = _metric(base, "llm_tokens_generated_total")
-    with httpx.stream(
-        "POST", base + CHAT, json={"messages": USER, "max_tokens": 2000, "stream": True}
-    ) as r:
-        seen = 0
-        for line in r.iter_lines():
-            if line.startswith("data: ") and '"content"' in line:
-                seen += 1
-            if seen >= 5:
-                break
-    # Closing the connection must end the generation long before its 2000 tokens.
-    deadline = time.monotonic() + 20
-    while _metric(base, "llm_generations_total", outcome="cancelled") <= before_cancel:
-        assert time.monotonic() < deadline, "generation was not cancelled"
-        time.sleep(0.05)
-    deadline = time.monotonic() + 20
-    while (made := _metric(base, "llm_tokens_generated_total") - before_tokens) == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    assert 5 <= made < 2000
-    # The slot is free again.
-    r = httpx.post(base + CHAT, json={"messages": USER, "max_tokens": 1}, timeout=10)
-    assert r.status_code == 200
+    check_disconnect_stops_generation(base)
 
 
 def test_full_queue_gets_429_and_metrics_exist(tiny_t5_dir):
