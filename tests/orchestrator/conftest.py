@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -41,6 +42,16 @@ def _reset_fakes(request: pytest.FixtureRequest) -> None:
     if "fakes" in request.fixturenames:
         for fake in request.getfixturevalue("fakes").values():
             fake.knobs.reset()
+
+
+def ask(base: str, text: str, **extra: object) -> httpx.Response:
+    """POST a transcript to /mcp/transcript with any extra fields."""
+    return httpx.post(base + "/mcp/transcript", json={"transcript": text, **extra}, timeout=30)
+
+
+def stage(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """The record of one stage in a run's JSON."""
+    return next(s for s in body["stages"] if s["stage"] == name)
 
 
 def dead_url() -> str:

@@ -5,22 +5,22 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.orchestrator.conftest import all_urls, config_doc, dead_url, orchestrator, write_config
+from tests.orchestrator.conftest import (
+    all_urls,
+    ask,
+    config_doc,
+    dead_url,
+    orchestrator,
+    stage,
+    write_config,
+)
 from tests.orchestrator.fakes import tiny_wav
 
 CLIENTS = ["http", "langchain"]
 
 
 def _ask(base: str, text: str, session_id: str = "s1") -> httpx.Response:
-    return httpx.post(
-        base + "/mcp/transcript",
-        json={"transcript": text, "pipeline": "text", "session_id": session_id},
-        timeout=30,
-    )
-
-
-def _llm(body: dict) -> dict:
-    return next(s for s in body["stages"] if s["stage"] == "llm")
+    return ask(base, text, pipeline="text", session_id=session_id)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -50,7 +50,7 @@ def test_transient_failures_fail_over_and_4xx_does_not(fakes, tmp_path, client):
     with orchestrator(write_config(tmp_path / "p.yaml", doc), llm_client=client) as base:
         r = _ask(base, "hello")
         assert r.status_code == 200 and r.json()["response"].startswith("[backup]")
-        assert _llm(r.json())["tried"][0]["outcome"] == "connect"
+        assert stage(r.json(), "llm")["tried"][0]["outcome"] == "connect"
 
     path = write_config(tmp_path / "q.yaml", config_doc(all_urls(fakes)))
     with orchestrator(path, llm_client=client, breaker_failures=100) as base:
@@ -67,7 +67,7 @@ def test_transient_failures_fail_over_and_4xx_does_not(fakes, tmp_path, client):
             r = _ask(base, "hello", session_id=knob)
             assert r.status_code == 200, (knob, r.text)
             assert r.json()["response"].startswith("[backup]"), knob
-            assert _llm(r.json())["tried"][0]["outcome"] == outcome, knob
+            assert stage(r.json(), "llm")["tried"][0]["outcome"] == outcome, knob
         primary.reset()
         primary.reply = None
         fakes["backup"].knobs.reset()

@@ -10,9 +10,11 @@ import pytest
 
 from tests.orchestrator.conftest import (
     all_urls,
+    ask,
     config_doc,
     dead_url,
     orchestrator,
+    stage,
     write_config,
 )
 from tests.orchestrator.fakes import tiny_wav
@@ -27,14 +29,6 @@ def _voice(base: str, **form: str) -> httpx.Response:
         data=form,
         timeout=30,
     )
-
-
-def _ask(base: str, text: str, **extra: object) -> httpx.Response:
-    return httpx.post(base + "/mcp/transcript", json={"transcript": text, **extra}, timeout=30)
-
-
-def _stage(body: dict, name: str) -> dict:
-    return next(s for s in body["stages"] if s["stage"] == name)
 
 
 def test_voice_pipeline_runs_all_six_stages(fakes, tmp_path):
@@ -60,7 +54,7 @@ def test_voice_pipeline_runs_all_six_stages(fakes, tmp_path):
         for s in body["stages"]:
             assert s["status"] == "ok" and s["attempts"] == 1 and s["latency_ms"] >= 0
             assert s["url"].startswith("http://127.0.0.1:")
-        assert _stage(body, "llm")["provider"] == "llm-a"
+        assert stage(body, "llm")["provider"] == "llm-a"
         # Stage options reach the providers: voice for TTS, temperature for the LLM.
         tts_req = next(q for q in fakes["primary"].knobs.requests if q["endpoint"] == "tts")
         assert tts_req["voice"] == "nova" and tts_req["response_format"] == "wav"
@@ -105,11 +99,11 @@ def test_partial_pipelines_and_bad_input(fakes, tmp_path):
         r = _voice(base, pipeline="transcribe")
         assert r.status_code == 200 and r.json()["transcript"] == "what is the weather like"
         assert r.json()["response"] is None and r.json()["audio"] is None
-        r = _ask(base, "say this", pipeline="speak", audio=True)
+        r = ask(base, "say this", pipeline="speak", audio=True)
         assert r.status_code == 200 and base64.b64decode(r.json()["audio"]).startswith(b"RIFF")
-        r = _ask(base, "hello")  # active voice pipeline: audio stages skipped for text
+        r = ask(base, "hello")  # active voice pipeline: audio stages skipped for text
         assert r.status_code == 200
-        assert _stage(r.json(), "stt") == {
+        assert stage(r.json(), "stt") == {
             "stage": "stt",
             "provider": None,
             "url": None,
@@ -118,17 +112,17 @@ def test_partial_pipelines_and_bad_input(fakes, tmp_path):
             "latency_ms": 0.0,
             "note": "text input",
         }
-        assert _stage(r.json(), "tts")["note"] == "audio not requested"
+        assert stage(r.json(), "tts")["note"] == "audio not requested"
 
-        r = _ask(base, "hi", pipeline="nope")
+        r = ask(base, "hi", pipeline="nope")
         assert r.status_code == 404 and "unknown pipeline 'nope'" in r.json()["error"]["message"]
-        r = _ask(base, "   ")
+        r = ask(base, "   ")
         assert r.status_code == 400 and r.json()["error"]["param"] == "transcript"
-        r = _ask(base, "x" * 5000)
+        r = ask(base, "x" * 5000)
         assert r.status_code == 400 and "longer than 4000" in r.json()["error"]["message"]
-        r = _ask(base, "hi", session_id="bad id!")
+        r = ask(base, "hi", session_id="bad id!")
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_session_id"
-        r = _ask(base, "hi", pipeline="transcribe")
+        r = ask(base, "hi", pipeline="transcribe")
         assert r.status_code == 400 and "only processes audio" in r.json()["error"]["message"]
         r = httpx.post(base + "/mcp/transcript", json={"session_id": "x"})
         assert r.status_code == 422 and r.json()["error"]["param"] == "transcript"
@@ -158,19 +152,19 @@ def test_fallback_on_refused_connection_hang_and_5xx_not_on_4xx(fakes, tmp_path)
     doc = config_doc(all_urls(fakes, **{"llm-a": dead_url()}), timeout_s=0.5)
     path = write_config(tmp_path / "p.yaml", doc)
     with orchestrator(path, breaker_failures=100) as base:
-        r = _ask(base, "hello", pipeline="text")
+        r = ask(base, "hello", pipeline="text")
         assert r.status_code == 200 and r.json()["response"].startswith("[backup]")
-        llm = _stage(r.json(), "llm")
+        llm = stage(r.json(), "llm")
         assert llm["provider"] == "llm-b" and llm["attempts"] == 2
         assert llm["tried"][0]["outcome"] == "connect"
 
         fakes["primary"].knobs.hang = True  # tts-a hangs: bounded by its 0.5 s timeout
         started = time.perf_counter()
-        r = _ask(base, "hello", audio=True)
+        r = ask(base, "hello", audio=True)
         assert r.status_code == 200 and r.json()["tts_engine"] == "backup"
         assert time.perf_counter() - started < 3
         fakes["primary"].knobs.hang = False
-        tts = _stage(r.json(), "tts")
+        tts = stage(r.json(), "tts")
         assert tts["tried"][0] == {
             "provider": "tts-a",
             "outcome": "timeout",
@@ -181,26 +175,26 @@ def test_fallback_on_refused_connection_hang_and_5xx_not_on_4xx(fakes, tmp_path)
 
         for status in (500, 503, 429, 408):
             fakes["primary"].knobs.status = status
-            r = _ask(base, "hello", audio=True)
+            r = ask(base, "hello", audio=True)
             assert r.status_code == 200 and r.json()["tts_engine"] == "backup", status
-            assert f"HTTP {status}" in _stage(r.json(), "tts")["tried"][0]["error"]
+            assert f"HTTP {status}" in stage(r.json(), "tts")["tried"][0]["error"]
 
         fakes["primary"].knobs.status = None
         fakes["primary"].knobs.garbage = True  # 200 with an HTML page: the provider's fault
-        r = _ask(base, "hello", audio=True, session_id="garbage")
+        r = ask(base, "hello", audio=True, session_id="garbage")
         assert r.status_code == 200, r.text
         assert r.json()["tts_engine"] == "backup"
-        assert _stage(r.json(), "tts")["tried"][0]["outcome"] == "bad_response"
+        assert stage(r.json(), "tts")["tried"][0]["outcome"] == "bad_response"
         fakes["primary"].knobs.garbage = False
 
         fakes["backup"].knobs.reset()
         fakes["primary"].knobs.status = 400  # the caller's fault: returned, not retried
-        r = _ask(base, "hello", audio=True)
+        r = ask(base, "hello", audio=True)
         assert r.status_code == 400 and r.json()["error"]["param"] == "tts"
         assert "rejected the request (HTTP 400)" in r.json()["error"]["message"]
         assert fakes["backup"].knobs.calls["tts"] == 0
         fakes["primary"].knobs.status = 401  # our credentials: a 502, still no fallback
-        r = _ask(base, "hello", audio=True)
+        r = ask(base, "hello", audio=True)
         assert r.status_code == 502 and r.json()["error"]["code"] == "stage_rejected"
         assert fakes["backup"].knobs.calls["tts"] == 0
 
@@ -217,7 +211,7 @@ def test_every_provider_failing_gives_502_or_504_naming_the_stage(fakes, tmp_pat
     path = write_config(tmp_path / "p.yaml", doc)
     with orchestrator(path, breaker_failures=100) as base:
         fakes["backup"].knobs.status = 503
-        r = _ask(base, "hello", pipeline="text")
+        r = ask(base, "hello", pipeline="text")
         assert r.status_code == 502
         err = r.json()["error"]
         assert err["param"] == "llm" and err["code"] == "stage_failed"
@@ -226,7 +220,7 @@ def test_every_provider_failing_gives_502_or_504_naming_the_stage(fakes, tmp_pat
         assert "llm-b: HTTP 503" in err["message"]
         fakes["primary"].knobs.hang = True
         fakes["backup"].knobs.hang = True
-        r = _ask(base, "hello", pipeline="speak", audio=True)
+        r = ask(base, "hello", pipeline="speak", audio=True)
         assert r.status_code == 504 and r.json()["error"]["code"] == "stage_timeout"
         assert "tts-a: timed out after 0.3s; tts-b: timed out" in r.json()["error"]["message"]
         fakes["primary"].knobs.hang = fakes["backup"].knobs.hang = False
@@ -237,12 +231,12 @@ def test_circuit_opens_then_recovers(fakes, tmp_path):
     with orchestrator(path, breaker_failures=2, breaker_cooldown_s=0.6) as base:
         fakes["primary"].knobs.status = 503
         for _ in range(2):
-            assert _ask(base, "hi", pipeline="text").json()["response"].startswith("[backup]")
+            assert ask(base, "hi", pipeline="text").json()["response"].startswith("[backup]")
         assert fakes["primary"].knobs.calls["llm"] == 2
-        r = _ask(base, "hi", pipeline="text")  # open: primary skipped without a call
+        r = ask(base, "hi", pipeline="text")  # open: primary skipped without a call
         assert r.json()["response"].startswith("[backup]")
         assert fakes["primary"].knobs.calls["llm"] == 2
-        assert _stage(r.json(), "llm")["tried"][0]["outcome"] == "circuit_open"
+        assert stage(r.json(), "llm")["tried"][0]["outcome"] == "circuit_open"
         circuits = httpx.get(base + "/v1/pipelines").json()["circuits"]
         assert circuits["llm-a"]["state"] == "open"
         assert (
@@ -250,14 +244,14 @@ def test_circuit_opens_then_recovers(fakes, tmp_path):
         )
 
         time.sleep(0.7)  # cool-down over: one probe; it fails, so the circuit opens again
-        _ask(base, "hi", pipeline="text")
+        ask(base, "hi", pipeline="text")
         assert fakes["primary"].knobs.calls["llm"] == 3
-        _ask(base, "hi", pipeline="text")
+        ask(base, "hi", pipeline="text")
         assert fakes["primary"].knobs.calls["llm"] == 3
 
         fakes["primary"].knobs.status = None
         time.sleep(0.7)  # the next probe succeeds and closes the circuit
-        r = _ask(base, "hi", pipeline="text")
+        r = ask(base, "hi", pipeline="text")
         assert r.json()["response"].startswith("[primary]")
         assert httpx.get(base + "/v1/pipelines").json()["circuits"]["llm-a"]["state"] == "closed"
         assert (
@@ -267,9 +261,9 @@ def test_circuit_opens_then_recovers(fakes, tmp_path):
         fakes["primary"].knobs.status = 503  # every provider open → fail fast with Retry-After
         fakes["backup"].knobs.status = 503
         for _ in range(2):
-            _ask(base, "hi", pipeline="text")
+            ask(base, "hi", pipeline="text")
         calls = fakes["primary"].knobs.calls["llm"], fakes["backup"].knobs.calls["llm"]
-        r = _ask(base, "hi", pipeline="text")
+        r = ask(base, "hi", pipeline="text")
         assert r.status_code == 502 and "circuit open" in r.json()["error"]["message"]
         assert int(r.headers["retry-after"]) >= 1
         assert (fakes["primary"].knobs.calls["llm"], fakes["backup"].knobs.calls["llm"]) == calls
@@ -278,12 +272,12 @@ def test_circuit_opens_then_recovers(fakes, tmp_path):
 def test_guardrails_block_redact_and_fail_modes(fakes, tmp_path):
     path = write_config(tmp_path / "p.yaml", config_doc(all_urls(fakes)))
     with orchestrator(path, refusal_message="I can't help with that.") as base:
-        r = _ask(base, "how do I build a bomb", pipeline="text", session_id="g1")
+        r = ask(base, "how do I build a bomb", pipeline="text", session_id="g1")
         body = r.json()
         assert r.status_code == 200 and body["blocked"] is True
         assert body["response"] == "I can't help with that."
         assert body["block_reason"] == "blocked word: bomb"
-        assert _stage(body, "llm")["note"] == "input blocked"
+        assert stage(body, "llm")["note"] == "input blocked"
         assert fakes["primary"].knobs.calls["llm"] == 0
         fakes["primary"].knobs.transcript = "a bomb please"
         r = _voice(base)  # the voice reply speaks the refusal
@@ -293,22 +287,22 @@ def test_guardrails_block_redact_and_fail_modes(fakes, tmp_path):
         assert tts_req["input"] == "I can't help with that."
         assert fakes["primary"].knobs.calls["llm"] == 0
         fakes["primary"].knobs.reply = "call me at 555-1234"
-        r = _ask(base, "number?", pipeline="text", session_id="g1")
+        r = ask(base, "number?", pipeline="text", session_id="g1")
         assert r.json()["response"] == "call me at [PHONE]" and not r.json()["blocked"]
         fakes["primary"].knobs.reply = "here is how to make a bomb"
-        r = _ask(base, "tell me", pipeline="text")
+        r = ask(base, "tell me", pipeline="text")
         assert r.json()["blocked"] and r.json()["response"] == "I can't help with that."
         fakes["primary"].knobs.reply = None
         fakes["third"].knobs.status = 503  # guardrails down, fail-closed by default
-        r = _ask(base, "hello", pipeline="text")
+        r = ask(base, "hello", pipeline="text")
         assert r.status_code == 502 and r.json()["error"]["param"] == "guard_input"
         assert fakes["primary"].knobs.calls["llm"] == 2
 
     with orchestrator(path, guardrails_fail_mode="open") as base:
-        r = _ask(base, "hello", pipeline="text")
+        r = ask(base, "hello", pipeline="text")
         assert r.status_code == 200 and r.json()["response"].startswith("[primary]")
-        assert _stage(r.json(), "guard_input")["status"] == "skipped"
-        assert _stage(r.json(), "guard_output")["status"] == "skipped"
+        assert stage(r.json(), "guard_input")["status"] == "skipped"
+        assert stage(r.json(), "guard_output")["status"] == "skipped"
 
 
 def test_optional_stage_skipped_and_flags(fakes, tmp_path):
@@ -316,7 +310,7 @@ def test_optional_stage_skipped_and_flags(fakes, tmp_path):
     with orchestrator(path) as base:
         r = _voice(base)
         assert r.status_code == 200
-        den = _stage(r.json(), "denoise")
+        den = stage(r.json(), "denoise")
         assert den["status"] == "skipped" and "connection failed" in den["error"]
     with orchestrator(path, enable_preprocessing=False, enable_guardrails=False) as base:
         r = _voice(base)
@@ -330,17 +324,17 @@ def test_optional_stage_skipped_and_flags(fakes, tmp_path):
 def test_sessions_are_isolated_and_bounded(fakes, tmp_path):
     path = write_config(tmp_path / "p.yaml", config_doc(all_urls(fakes)))
     with orchestrator(path, session_max_turns=2) as base:
-        assert _ask(base, "my name is alice", session_id="a", pipeline="text").status_code == 200
-        _ask(base, "my name is bob", session_id="b", pipeline="text")
-        r = _ask(base, "what is my name", session_id="b", pipeline="text")
+        assert ask(base, "my name is alice", session_id="a", pipeline="text").status_code == 200
+        ask(base, "my name is bob", session_id="b", pipeline="text")
+        r = ask(base, "what is my name", session_id="b", pipeline="text")
         assert r.json()["response"] == ("[primary] seen: my name is bob | what is my name")
-        r = _ask(base, "what is my name", session_id="a", pipeline="text")
+        r = ask(base, "what is my name", session_id="a", pipeline="text")
         assert "alice" in r.json()["response"] and "bob" not in r.json()["response"]
-        r = _ask(base, "third", session_id="a", pipeline="text")  # only 2 turns remembered
+        r = ask(base, "third", session_id="a", pipeline="text")  # only 2 turns remembered
         assert r.json()["response"] == "[primary] seen: my name is alice | what is my name | third"
-        r = _ask(base, "fourth", session_id="a", pipeline="text")
+        r = ask(base, "fourth", session_id="a", pipeline="text")
         assert r.json()["response"] == "[primary] seen: what is my name | third | fourth"
-        r = _ask(base, "new", pipeline="text")  # no id: a fresh session with no history
+        r = ask(base, "new", pipeline="text")  # no id: a fresh session with no history
         assert r.json()["response"] == "[primary] seen: new"
         assert r.json()["session_id"] not in ("a", "b")
 
@@ -350,9 +344,9 @@ def test_api_keys_and_admin(fakes, tmp_path):
     with orchestrator(path, admin_open=False) as base:
         r = httpx.post(base + "/admin/reload")
         assert r.status_code == 403 and "ORCHESTRATOR_API_KEYS" in r.json()["error"]["message"]
-        assert _ask(base, "hi").status_code == 200  # no keys: clients are open
+        assert ask(base, "hi").status_code == 200  # no keys: clients are open
     with orchestrator(path, api_keys="k1, k2") as base:
-        r = _ask(base, "hi")
+        r = ask(base, "hi")
         assert r.status_code == 401 and r.json()["error"]["code"] == "missing_api_key"
         r = httpx.post(
             base + "/mcp/transcript",
@@ -385,7 +379,7 @@ def test_bad_config_at_startup_reports_not_ready(tmp_path):
                 break
             time.sleep(0.05)
         assert r.status_code == 503 and "providers: Field required" in r.json()["reason"]
-        r = _ask(base, "hi")
+        r = ask(base, "hi")
         assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
 
 
@@ -393,10 +387,10 @@ def test_llm_reply_that_is_not_a_chat_completion_fails_over(fakes, tmp_path):
     path = write_config(tmp_path / "p.yaml", config_doc(all_urls(fakes)))
     with orchestrator(path) as base:
         fakes["primary"].knobs.garbage = True
-        r = _ask(base, "hello", pipeline="text")
+        r = ask(base, "hello", pipeline="text")
         assert r.status_code == 200, r.text
         assert r.json()["response"].startswith("[backup]")
-        tried = _stage(r.json(), "llm")["tried"][0]
+        tried = stage(r.json(), "llm")["tried"][0]
         assert tried["provider"] == "llm-a" and tried["outcome"] == "bad_response"
 
 
@@ -405,8 +399,8 @@ def test_queue_full_429_fails_over_but_never_opens_the_circuit(fakes, tmp_path):
     with orchestrator(path, breaker_failures=2, breaker_cooldown_s=30) as base:
         fakes["primary"].knobs.status = 429
         for _ in range(4):  # twice the threshold: a busy provider is still a live one
-            assert _ask(base, "hi", pipeline="text").json()["response"].startswith("[backup]")
+            assert ask(base, "hi", pipeline="text").json()["response"].startswith("[backup]")
         assert fakes["primary"].knobs.calls["llm"] == 4
         assert httpx.get(base + "/v1/pipelines").json()["circuits"]["llm-a"]["state"] == "closed"
         fakes["primary"].knobs.status = None
-        assert _ask(base, "hi", pipeline="text").json()["response"].startswith("[primary]")
+        assert ask(base, "hi", pipeline="text").json()["response"].startswith("[primary]")
