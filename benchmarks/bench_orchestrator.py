@@ -253,30 +253,31 @@ def main() -> None:
         lc_base = f"http://127.0.0.1:{orch_ports['langchain']}"
         pid, lc_pid = pids["http"], pids["langchain"]
 
+        instant, staged_fakes = [fast], list(staged.values())
+
         def drive(
-            url: str, fk: object, pipe: str, count: int, sessions: int, p: int, ms: float = 0
+            url: str, fakes: list[str], pipe: str, count: int, sessions: int, p: int, ms: float = 0
         ) -> Row:
-            urls = list(fk.values()) if isinstance(fk, dict) else [str(fk)]
-            spread = 6 * ms / 1000
-            return asyncio.run(_drive(url, urls, pipe, count, sessions, p, spread))
+            spread = 6 * ms / 1000  # one run's stage time
+            return asyncio.run(_drive(url, fakes, pipe, count, sessions, p, spread))
 
         for pipe in ("voice", "voice_failover"):  # warm-up
-            drive(base, fast, pipe, 40, n, pid)
-            drive(lc_base, fast, pipe, 20, 1, lc_pid)
-        drive(base, staged, "staged", 40, n, pid)
+            drive(base, instant, pipe, 40, n, pid)
+            drive(lc_base, instant, pipe, 20, 1, lc_pid)
+        drive(base, staged_fakes, "staged", 40, n, pid)
         half = runs // 2
         results: list[Result] = [
-            ("http", "voice", 0, 1, drive(base, fast, "voice", half, 1, pid)),
-            ("http", "voice_failover", 0, 1, drive(base, fast, "voice_failover", half, 1, pid)),
-            ("langchain", "voice", 0, 1, drive(lc_base, fast, "voice", half, 1, lc_pid)),
-            ("http", "voice", 0, n, drive(base, fast, "voice", runs, n, pid)),
+            ("http", "voice", 0, 1, drive(base, instant, "voice", half, 1, pid)),
+            ("http", "voice_failover", 0, 1, drive(base, instant, "voice_failover", half, 1, pid)),
+            ("langchain", "voice", 0, 1, drive(lc_base, instant, "voice", half, 1, lc_pid)),
+            ("http", "voice", 0, n, drive(base, instant, "voice", runs, n, pid)),
         ]
         for ms in args.stage_ms:
             for url in staged.values():
                 params = {"ms": ms, "jitter": JITTER}
                 httpx.post(url + "/fake/latency", params=params).raise_for_status()
             for pipe in ("staged", "staged_failover"):
-                row = drive(base, staged, pipe, runs, n, pid, ms)
+                row = drive(base, staged_fakes, pipe, runs, n, pid, ms)
                 results.append(("http", pipe, ms, n, row))
         lc_cpu, own_cpu = asyncio.run(_llm_client_cost(fast, runs))
     _report(args, results, lc_cpu, own_cpu)
