@@ -63,12 +63,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             settings.enable_guardrails,
             settings.guardrails_fail_mode == "open",
         )
-        manager = ConfigManager(
-            Path(settings.pipelines_path),
-            flags,
-            client,
-            metrics,
-        )
+        manager = ConfigManager(Path(settings.pipelines_path), flags, client, metrics)
         await manager.load("startup")  # a bad file at startup → readiness says why
         state.resources["config"] = manager
 
