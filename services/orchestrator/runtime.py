@@ -124,10 +124,14 @@ class ConfigManager:
         llm = build_llm_clients(loaded, client) if client is not None else {}
         return Runtime(version, loaded, time.time(), llm)
 
-    async def load(self, reason: str) -> Runtime:
+    async def load(self, reason: str, only_if_changed: bool = False) -> Runtime:
         """Validate the file and swap it in; on ConfigError the old config stays."""
         async with self._lock:
             stamp = self._stat()
+            if only_if_changed and self._runtime is not None and stamp == self._stamp:
+                # The watcher saw a change, but an admin reload took the lock first and
+                # loaded the same file: loading it again would only bump the version.
+                return self._runtime
             version = (self._runtime.version + 1) if self._runtime else 1
             try:
                 # In a thread: a first LangChain build imports it (seconds) and must not
@@ -196,4 +200,4 @@ class ConfigManager:
             await asyncio.sleep(interval_s)
             if self.changed_on_disk():
                 with contextlib.suppress(ConfigError):  # already logged and counted in load()
-                    await self.load("file changed")
+                    await self.load("file changed", only_if_changed=True)

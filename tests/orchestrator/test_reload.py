@@ -134,3 +134,28 @@ def test_reload_under_concurrent_load(fakes, tmp_path):
         for _, version, response in results:
             expected = "[primary]" if version % 2 == 1 else "[backup] "
             assert response == expected, (version, response)
+
+
+async def test_watcher_does_not_reload_what_an_admin_reload_just_loaded(tmp_path):
+    """The watcher saw the change, then waited on the lock while /admin/reload loaded the file."""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    from services.orchestrator.config import Flags
+    from services.orchestrator.metrics import OrchestratorMetrics
+    from services.orchestrator.runtime import ConfigManager
+
+    keys = ("denoise", "stt-a", "stt-b", "guard", "llm-a", "llm-b", "tts-a", "tts-b")
+    urls = dict.fromkeys(keys, "http://127.0.0.1:9")  # never called: only loading is tested
+    path = write_config(tmp_path / "p.yaml", config_doc(urls))
+    manager = ConfigManager(path, Flags(), None, OrchestratorMetrics(CollectorRegistry()))
+    assert (await manager.load("startup")).version == 1
+    write_config(path, config_doc(urls, prompt_version="test-2"))
+    assert manager.changed_on_disk()
+    # Admin first, watcher queued behind it on the lock: one new version, not two.
+    admin, watcher = await asyncio.gather(
+        manager.load("admin"), manager.load("file changed", only_if_changed=True)
+    )
+    assert admin.version == watcher.version == manager.current.version == 2
+    assert not manager.changed_on_disk()
