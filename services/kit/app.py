@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -42,6 +43,9 @@ class ServiceState:
     registry: CollectorRegistry
     readiness: Readiness = field(default_factory=Readiness)
     resources: dict[str, Any] = field(default_factory=dict)
+    # Set by kit.serve for a process that serves one app for its whole life; not for apps
+    # built inside a test process, where frozen objects would never be collected.
+    freeze_heap_when_started: bool = False
 
     def require_ready(self) -> None:
         """Raise 503 (with the reason) unless the service is ready."""
@@ -66,6 +70,17 @@ def get_state(request: Request) -> ServiceState:
     return state
 
 
+def freeze_heap() -> None:
+    """Move everything alive now out of the collector's sight (gc.freeze).
+
+    What a service holds after start-up (imported modules, FastAPI's routes, model objects)
+    lives as long as the process. Left tracked, every full collection walks it: measured in
+    the orchestrator under load, 30-80 ms pauses with every request in flight waiting.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def _run_startup(state: ServiceState, startup: StartupHook, ready_gauge: Gauge) -> None:
     started = time.perf_counter()
     state.readiness.reason = "loading"
@@ -78,6 +93,8 @@ async def _run_startup(state: ServiceState, startup: StartupHook, ready_gauge: G
         return
     finally:
         ready_gauge.set(1 if state.readiness.ready else 0)
+    if state.freeze_heap_when_started:
+        freeze_heap()
     log.info(
         "startup finished",
         extra={
@@ -119,6 +136,8 @@ def create_app(
             # Loading runs in the background so /health/live answers while models load.
             task = asyncio.create_task(_run_startup(state, startup, ready_gauge))
             app.state.startup_task = task
+        elif state.freeze_heap_when_started:
+            freeze_heap()
         try:
             yield
         finally:

@@ -13,6 +13,7 @@ def serve(app: FastAPI, name: str, settings: ServiceSettings) -> None:
     import uvicorn
 
     configure_logging(name, settings.log_level, settings.log_json)
+    app.state.service.freeze_heap_when_started = True
     uvicorn.run(
         app,
         host=settings.host,

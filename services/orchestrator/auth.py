@@ -29,7 +29,8 @@ def _matches(token: str, keys: list[str]) -> bool:
     return found
 
 
-def _settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
+    """The orchestrator's settings from the app state."""
     settings = get_state(request).settings
     assert isinstance(settings, Settings)
     return settings
@@ -51,14 +52,14 @@ def _check(token: str | None, keys: list[str]) -> None:
 
 async def require_client(request: Request) -> None:
     """Client routes: open unless ORCHESTRATOR_API_KEYS is set."""
-    keys = _keys(_settings(request))
+    keys = _keys(settings_of(request))
     if keys:
         _check(_bearer(request), keys)
 
 
 async def require_admin(request: Request) -> None:
     """Admin routes: always need a key, unless ORCH_ADMIN_OPEN=true and no keys are set."""
-    settings = _settings(request)
+    settings = settings_of(request)
     keys = _keys(settings)
     if keys:
         _check(_bearer(request), keys)

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from services.kit import ApiError
 from services.kit.app import get_state
-from services.orchestrator.auth import require_admin, require_client
+from services.orchestrator.auth import require_admin, require_client, settings_of
 from services.orchestrator.config import ConfigError
 from services.orchestrator.engine import Turn
 from services.orchestrator.pipeline import RunInput, Runner, RunResult, check_session_id
@@ -27,17 +27,17 @@ router = APIRouter(dependencies=[Depends(require_client)])
 admin = APIRouter(dependencies=[Depends(require_admin)])
 
 
-def _runner(request: Request) -> Runner:
+# Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in its
+# thread pool, a thread hop per dependency per request on the hot path.
+async def _runner(request: Request) -> Runner:
     state = get_state(request)
     state.require_ready()
     runner: Runner = state.resources["runner"]
     return runner
 
 
-def _settings(request: Request) -> Settings:
-    settings = get_state(request).settings
-    assert isinstance(settings, Settings)
-    return settings
+async def _settings(request: Request) -> Settings:
+    return settings_of(request)
 
 
 RunnerDep = Annotated[Runner, Depends(_runner)]

@@ -121,6 +121,26 @@ def test_readiness_waits_for_startup_and_reports_failure():
         assert "FileNotFoundError: no such model: /nope" in r.json()["reason"]
 
 
+def test_a_served_app_freezes_its_heap_once_started_and_a_test_app_does_not():
+    import gc
+
+    async def load(state: ServiceState) -> None:
+        state.readiness.ready = True
+
+    assert gc.get_freeze_count() == 0
+    try:
+        with run_server(_app(startup=load)) as base:  # built in this test process: no freeze
+            assert httpx.get(base + "/health/ready").status_code == 200
+            assert gc.get_freeze_count() == 0
+        app = _app(startup=load)
+        app.state.service.freeze_heap_when_started = True  # what kit.serve sets
+        with run_server(app) as base:
+            assert httpx.get(base + "/health/ready").status_code == 200
+            assert gc.get_freeze_count() > 10_000  # the imported modules at least
+    finally:
+        gc.unfreeze()  # this is a test process: give its objects back to the collector
+
+
 def test_audio_decode_formats_and_errors():
     rate = 22050
     t = np.arange(rate) / rate

@@ -24,6 +24,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.kit.app import freeze_heap
+
 
 @dataclass
 class Knobs:
@@ -47,7 +49,15 @@ class Knobs:
     request_ids: list[tuple[str, str | None]] = field(default_factory=list)
     processing_ms: dict[str, float] = field(default_factory=dict)
     record_processing: bool = False
+    # Tests read back what was sent; a benchmark's fake serves thousands of calls and must
+    # not grow (a growing heap makes its collections, and so the measurement, drift).
+    keep_history: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def remember(self, entry: dict[str, Any]) -> None:
+        """Keep one request body for the test to inspect (nothing when keep_history is off)."""
+        if self.keep_history:
+            self.requests.append(entry)
 
     def reset(self) -> None:
         """Back to a healthy fake with no history."""
@@ -112,7 +122,8 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
 
     async def gate(endpoint: str, request: Request) -> Response | None:
         knobs.calls[endpoint] += 1
-        knobs.request_ids.append((endpoint, request.headers.get("x-request-id")))
+        if knobs.keep_history:
+            knobs.request_ids.append((endpoint, request.headers.get("x-request-id")))
         hang_until = time.monotonic() + 60
         while knobs.hang and time.monotonic() < hang_until:  # noqa: ASYNC110 (set from test thread)
             # Polls so a test that clears `hang` releases the server for a quick shutdown.
@@ -141,8 +152,10 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
 
     @app.get("/fake/processing")
     async def processing() -> dict[str, float]:
+        """Handler time per X-Request-ID since the last read (the read drains it)."""
         with knobs.lock:
-            return dict(knobs.processing_ms)
+            spent, knobs.processing_ms = knobs.processing_ms, {}
+            return spent
 
     @app.post("/denoise")
     async def denoise(request: Request) -> Response:
@@ -162,7 +175,7 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
         if not isinstance(upload, UploadFile) or form.get("model") is None:
             return _error(400, "file and model are required")
         data = await upload.read()
-        knobs.requests.append(
+        knobs.remember(
             {"endpoint": "stt", "model": form.get("model"), "language": form.get("language")}
         )
         if not data.startswith(b"RIFF"):
@@ -197,7 +210,7 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
         body = await request.json()
         if (err := await gate("llm", request)) is not None:
             return err
-        knobs.requests.append({"endpoint": "llm", **body})
+        knobs.remember({"endpoint": "llm", **body})
         users = [m["content"] for m in body["messages"] if m["role"] == "user"]
         content = (
             knobs.reply if knobs.reply is not None else f"[{knobs.name}] seen: " + " | ".join(users)
@@ -224,7 +237,7 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
         body = await request.json()
         if (err := await gate("tts", request)) is not None:
             return err
-        knobs.requests.append({"endpoint": "tts", **body})
+        knobs.remember({"endpoint": "tts", **body})
         if not str(body.get("input", "")).strip():
             return _error(400, "input is empty")
         return Response(tiny_wav(), media_type="audio/wav", headers={"X-TTS-Engine": knobs.name})
@@ -243,9 +256,16 @@ def main() -> None:
         "--latency-ms", type=float, default=0.0, help="time every stage call takes (sleep)"
     )
     args = parser.parse_args()
-    knobs = Knobs(name=args.name, record_processing=True, latency_s=args.latency_ms / 1000)
+    knobs = Knobs(
+        name=args.name,
+        record_processing=True,
+        keep_history=False,
+        latency_s=args.latency_ms / 1000,
+    )
+    app = fake_stage_app(knobs)
+    freeze_heap()  # as the real services do once started
     uvicorn.run(
-        fake_stage_app(knobs),
+        app,
         host="127.0.0.1",
         port=args.port,
         log_level="warning",
