@@ -81,7 +81,13 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         state.resources["store"] = store
         executor = StageExecutor(breakers, metrics, settings.default_timeout_s)
         state.resources["runner"] = Runner(
-            manager, executor, StageClient(session), store, metrics, settings.refusal_message
+            manager,
+            executor,
+            StageClient(session),
+            store,
+            metrics,
+            settings.refusal_message,
+            settings.max_tool_rounds,
         )
         if settings.reload_poll_s > 0:
             state.resources["watcher"] = asyncio.create_task(manager.watch(settings.reload_poll_s))

@@ -11,6 +11,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from services.orchestrator.tools import TOOLS
+
 Capability = Literal["denoise", "stt", "guardrails", "llm", "tts"]
 StageName = Literal["denoise", "stt", "guard_input", "llm", "guard_output", "tts"]
 
@@ -84,6 +86,9 @@ class StageConfig(BaseModel):
     retries: int | None = Field(None, ge=0, le=5)
     timeout_s: float | None = Field(None, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)
+    # llm stage only: built-in tools (services/orchestrator/tools.py) offered to the
+    # providers that declare `supports_tools`.
+    tools: list[str] = Field(default_factory=list)
 
 
 class SystemPrompt(BaseModel):
@@ -128,6 +133,14 @@ class PipelinesFile(BaseModel):
                     f"{' > '.join(STAGE_ORDER)}"
                 )
             for s in stages:
+                if s.tools and s.stage != "llm":
+                    problems.append(f"pipeline '{pname}' stage {s.stage}: only llm takes tools")
+                unknown_tools = sorted(set(s.tools) - set(TOOLS))
+                if unknown_tools:
+                    problems.append(
+                        f"pipeline '{pname}' stage {s.stage}: unknown tool(s) {unknown_tools} "
+                        f"(built in: {', '.join(TOOLS)})"
+                    )
                 unknown = set(s.options) - ALLOWED_OPTIONS[STAGE_CAPABILITY[s.stage]]
                 if unknown:
                     problems.append(
@@ -168,6 +181,7 @@ class EffectiveStage:
     retries: int | None
     timeout_s: float | None
     options: dict[str, Any]
+    tools: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -247,7 +261,11 @@ def _effective(file: PipelinesFile, name: str, flags: Flags) -> EffectivePipelin
             return EffectivePipeline(
                 name, (), unavailable=f"stage {s.stage}: none of {s.providers} has a URL"
             )
-        stages.append(EffectiveStage(s.stage, live, optional, s.retries, s.timeout_s, s.options))
+        stages.append(
+            EffectiveStage(
+                s.stage, live, optional, s.retries, s.timeout_s, s.options, tuple(s.tools)
+            )
+        )
     if not stages:
         return EffectivePipeline(name, (), unavailable="every stage is switched off")
     return EffectivePipeline(name, tuple(stages), dropped=tuple(dropped))

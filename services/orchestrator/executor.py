@@ -126,6 +126,7 @@ class StageRecord:
     error: str | None = None
     note: str | None = None
     tried: list[Attempt] = field(default_factory=list)
+    tools_called: list[str] = field(default_factory=list)  # llm stage: tools run, in order
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -141,6 +142,8 @@ class StageRecord:
             out["error"] = self.error
         if self.note is not None:
             out["note"] = self.note
+        if self.tools_called:
+            out["tools_called"] = self.tools_called
         if len(self.tried) > 1 or (self.tried and self.tried[0].outcome != "ok"):
             out["tried"] = [a.as_dict() for a in self.tried]
         return out

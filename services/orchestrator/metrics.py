@@ -51,6 +51,12 @@ class OrchestratorMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.tool_calls = Counter(
+            "orchestrator_tool_calls_total",
+            "Built-in tools run for the LLM, by outcome (ok, error: the model got an error text).",
+            ["tool", "outcome"],
+            registry=registry,
+        )
         self.reloads = Counter(
             "orchestrator_config_reloads_total",
             "Config loads by outcome (ok, rejected).",

@@ -16,7 +16,7 @@ from services.orchestrator.config import (
     EffectiveStage,
     ProviderConfig,
 )
-from services.orchestrator.conversation import ask_langchain, build_messages
+from services.orchestrator.conversation import Answer, ask_langchain, build_messages, converse
 from services.orchestrator.engine import HistoryStore, Turn
 from services.orchestrator.executor import (
     StageExecutor,
@@ -26,7 +26,8 @@ from services.orchestrator.executor import (
 )
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.runtime import ConfigManager, Runtime
-from services.orchestrator.stages import StageClient
+from services.orchestrator.stages import ChatReply, StageClient
+from services.orchestrator.tools import schemas as tool_schemas
 
 log = logging.getLogger("orchestrator.pipeline")
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
@@ -98,7 +99,9 @@ class Runner:
         store: HistoryStore,
         metrics: OrchestratorMetrics,
         refusal: str,
+        max_tool_rounds: int = 3,
     ) -> None:
+        self.max_tool_rounds = max_tool_rounds
         self.config = config
         self.executor = executor
         self.stages = stages
@@ -364,15 +367,25 @@ class Runner:
         history = inp.history if inp.history is not None else await self.store.load(inp.session_id)
         messages = build_messages(runtime.loaded.file.system_prompt.text, history, text)
 
-        async def call(
-            name: str, prov: ProviderConfig, timeout_s: float
-        ) -> tuple[str, dict[str, int]]:
+        async def call(name: str, prov: ProviderConfig, timeout_s: float) -> Answer:
+            # Tools go only to providers that declare they support them.
+            offered = stage.tools if prov.supports_tools else ()
             model = runtime.llm.get((pipe.name, name))
-            if model is not None:
-                return await ask_langchain(model, messages)
             opts = {**prov.options, **stage.options}
-            return await self.stages.chat(prov, messages, opts, timeout_s)
+            tools = tool_schemas(offered) if offered else None
 
-        out = await self._stage(runtime, pipe, stage, call, result)
-        if out is not None:
-            result.response, result.usage = out
+            async def ask(msgs: list[dict[str, Any]], allow: bool) -> ChatReply:
+                choice = "auto" if allow else "none"
+                if model is not None:
+                    return await ask_langchain(model, msgs, choice if offered else None)
+                return await self.stages.chat(prov, msgs, opts, timeout_s, tools, choice)
+
+            return await converse(ask, messages, offered, self.max_tool_rounds, self._count_tool)
+
+        answer: Answer | None = await self._stage(runtime, pipe, stage, call, result)
+        if answer is not None:
+            result.response, result.usage = answer.text, answer.usage
+            result.records[-1].tools_called = answer.tools_called
+
+    def _count_tool(self, name: str, ok: bool) -> None:
+        self.metrics.tool_calls.labels(name, "ok" if ok else "error").inc()

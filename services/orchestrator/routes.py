@@ -161,6 +161,16 @@ async def voice(
 def _chat_input(
     body: ChatRequest, request: Request, runner: Runner, settings: Settings, runtime: Runtime
 ) -> RunInput:
+    if (body.model_extra or {}).get("tools"):
+        # Running a client's functions would need the client in the loop; silently dropping
+        # them would let it believe the model saw them.
+        raise ApiError(
+            400,
+            "client-supplied tools are not supported; the pipeline's built-in tools "
+            "(config: llm stage `tools`) run inside the orchestrator",
+            param="tools",
+            code="tools_not_supported",
+        )
     last = body.messages[-1]
     if last.role != "user":
         raise ApiError(

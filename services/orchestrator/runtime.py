@@ -24,6 +24,7 @@ from services.orchestrator.config import (
 )
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.stages import api_base
+from services.orchestrator.tools import schemas as tool_schemas
 
 log = logging.getLogger("orchestrator.config")
 
@@ -63,7 +64,7 @@ def build_llm_clients(
             for name in stage.providers:
                 prov = loaded.file.providers[name]
                 options = {**prov.options, **stage.options}
-                model = ChatOpenAI(
+                model: Any = ChatOpenAI(
                     base_url=api_base(prov.url) + "/v1",
                     # Our own containers need no key, but the OpenAI client insists on one.
                     api_key=prov.api_key or "not-needed",  # type: ignore[arg-type]
@@ -73,6 +74,8 @@ def build_llm_clients(
                     timeout=stage.timeout_s or prov.timeout_s,
                     http_async_client=http_client,
                 )
+                if stage.tools and prov.supports_tools:
+                    model = model.bind_tools(tool_schemas(stage.tools))
                 clients[(pname, name)] = model.bind(**options) if options else model
     return clients
 

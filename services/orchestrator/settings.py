@@ -59,6 +59,12 @@ class Settings(ServiceSettings):
     max_sessions: int = Field(
         10_000, ge=1, description="In-memory store: most sessions kept (least recent evicted)."
     )
+    max_tool_rounds: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="Rounds of tool calls the LLM may make in one turn before it must answer.",
+    )
     max_text_chars: int = Field(4000, ge=1, description="Longest transcript/message accepted.")
     max_audio_bytes: int = Field(
         10_000_000, ge=1, description="Largest audio upload accepted by /v1/voice (413 beyond)."

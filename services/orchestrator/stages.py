@@ -91,23 +91,58 @@ def _json(resp: Reply) -> dict[str, Any]:
     return data
 
 
-def parse_chat_completion(body: dict[str, Any]) -> tuple[str, dict[str, int]]:
-    """The reply text and token usage of a chat completion; BadResponse when malformed."""
+@dataclass(frozen=True)
+class ChatReply:
+    """One chat completion: the reply text ("" when the model only asked for tools)."""
+
+    text: str
+    usage: dict[str, int]
+    # OpenAI wire form: {"id", "type": "function", "function": {"name", "arguments"}}
+    tool_calls: tuple[dict[str, Any], ...] = ()
+
+
+def _tool_calls(message: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    raw = message.get("tool_calls")
+    if not isinstance(raw, list):
+        return ()
+    calls: list[dict[str, Any]] = []
+    for call in raw:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise BadResponse("chat completion has a malformed tool call")
+        calls.append(
+            {
+                "id": str(call.get("id") or f"call_{len(calls)}"),
+                "type": "function",
+                "function": {"name": fn["name"], "arguments": fn.get("arguments") or "{}"},
+            }
+        )
+    return tuple(calls)
+
+
+def parse_chat_completion(body: dict[str, Any]) -> ChatReply:
+    """The reply text, tool calls and token usage of a chat completion; BadResponse if malformed."""
     choices = body.get("choices")
     first = choices[0] if isinstance(choices, list) and choices else None
     message = first.get("message") if isinstance(first, dict) else None
-    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(message, dict):
+        raise BadResponse("chat completion has no message content")
+    calls = _tool_calls(message)
+    content = message.get("content")
     if isinstance(content, list):  # content parts: keep the text ones
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    if content is None and calls:
+        content = ""
     if not isinstance(content, str):
         raise BadResponse("chat completion has no message content")
     text = content.strip()
-    if not text:
+    if not text and not calls:
         raise BadResponse("the model returned an empty reply")
     raw = body.get("usage")
     usage = raw if isinstance(raw, dict) else {}
     keys = ("prompt_tokens", "completion_tokens", "total_tokens")
-    return text, {k: v if isinstance(v := usage.get(k), int) else 0 for k in keys}
+    counts = {k: v if isinstance(v := usage.get(k), int) else 0 for k in keys}
+    return ChatReply(text, counts, calls)
 
 
 class StageClient:
@@ -180,14 +215,19 @@ class StageClient:
     async def chat(
         self,
         prov: ProviderConfig,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         options: dict[str, Any],
         timeout_s: float,
-    ) -> tuple[str, dict[str, int]]:
-        """OpenAI /v1/chat/completions (not streamed); returns the reply text and usage."""
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str = "auto",
+    ) -> ChatReply:
+        """OpenAI /v1/chat/completions (not streamed), offering `tools` when given."""
         # Stage options (temperature, max_tokens, even model) override the provider's model.
         payload: dict[str, Any] = {"model": prov.model or "default", **options}
         payload["messages"] = messages
+        if tools:
+            payload["tools"] = tools
+            payload["tool_choice"] = tool_choice
         resp = await self._post(
             api_base(prov.url) + "/v1/chat/completions",
             timeout_s,

@@ -43,6 +43,10 @@ class Knobs:
     garbage: bool = False  # answer 200 with an HTML page instead of the API's shape
     transcript: str = "what is the weather like"
     reply: str | None = None  # fixed LLM reply; default echoes what it saw
+    # When the request offers tools: ask for these calls (name, JSON arguments) instead of
+    # answering, unless the turn already holds tool results (or `tool_calls_always`).
+    tool_calls: tuple[tuple[str, str], ...] = ()
+    tool_calls_always: bool = False
     blocked_words: tuple[str, ...] = ("bomb",)
     calls: Counter[str] = field(default_factory=Counter)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -66,6 +70,8 @@ class Knobs:
         self.latency_s = 0.0
         self.hang = False
         self.garbage = False
+        self.tool_calls = ()
+        self.tool_calls_always = False
         self.calls.clear()
         self.requests.clear()
         self.request_ids.clear()
@@ -211,10 +217,31 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
         if (err := await gate("llm", request)) is not None:
             return err
         knobs.remember({"endpoint": "llm", **body})
-        users = [m["content"] for m in body["messages"] if m["role"] == "user"]
-        content = (
-            knobs.reply if knobs.reply is not None else f"[{knobs.name}] seen: " + " | ".join(users)
-        )
+        messages = body["messages"]
+        users = [m["content"] for m in messages if m["role"] == "user"]
+        results = [m["content"] for m in messages if m["role"] == "tool"]
+        offered = {t["function"]["name"] for t in body.get("tools", [])}
+        message: dict[str, Any]
+        if (
+            knobs.tool_calls
+            and offered
+            and body.get("tool_choice") != "none"
+            and (knobs.tool_calls_always or not results)
+        ):
+            calls = [
+                {"id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": a}}
+                for i, (n, a) in enumerate(knobs.tool_calls)
+            ]
+            message = {"role": "assistant", "content": None, "tool_calls": calls}
+        else:
+            content = (
+                knobs.reply
+                if knobs.reply is not None
+                else f"[{knobs.name}] seen: " + " | ".join(users)
+            )
+            if results:
+                content += " | tools said: " + " | ".join(results)
+            message = {"role": "assistant", "content": content}
         return JSONResponse(
             {
                 "id": "chatcmpl-fake",
@@ -224,8 +251,8 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
                 "choices": [
                     {
                         "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "tool_calls" if "tool_calls" in message else "stop",
+                        "message": message,
                     }
                 ],
                 "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
