@@ -149,7 +149,10 @@ def test_partial_pipelines_and_bad_input(fakes, tmp_path):
 
 
 def test_fallback_on_refused_connection_hang_and_5xx_not_on_4xx(fakes, tmp_path):
-    doc = config_doc(all_urls(fakes, **{"llm-a": dead_url()}), timeout_s=0.5)
+    # Only the tts stage, whose primary is made to hang, needs a short timeout; the others
+    # stay roomy so a slow moment of a busy CI process is not taken for a failure.
+    doc = config_doc(all_urls(fakes, **{"llm-a": dead_url()}), timeout_s=10)
+    doc["pipelines"]["voice"][-1]["timeout_s"] = 0.5
     path = write_config(tmp_path / "p.yaml", doc)
     with orchestrator(path, breaker_failures=100) as base:
         r = ask(base, "hello", pipeline="text")
@@ -207,7 +210,10 @@ def test_fallback_on_refused_connection_hang_and_5xx_not_on_4xx(fakes, tmp_path)
 
 
 def test_every_provider_failing_gives_502_or_504_naming_the_stage(fakes, tmp_path):
-    doc = config_doc(all_urls(fakes, **{"llm-a": dead_url()}), timeout_s=0.3)
+    # A roomy provider timeout for the 503 case (in a busy CI process a fake may take a
+    # while to answer); only the hang case needs a short one, set on its stage.
+    doc = config_doc(all_urls(fakes, **{"llm-a": dead_url()}), timeout_s=10)
+    doc["pipelines"]["speak"][0]["timeout_s"] = 0.3
     path = write_config(tmp_path / "p.yaml", doc)
     with orchestrator(path, breaker_failures=100) as base:
         fakes["backup"].knobs.status = 503
