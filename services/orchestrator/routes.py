@@ -288,6 +288,7 @@ def _describe(runtime: Runtime, manager: ConfigManager, breakers: dict[str, Any]
                     "stage": s.stage,
                     "optional": s.optional,
                     "options": s.options,
+                    "tools": list(s.tools),
                     "providers": [
                         {
                             "name": p,

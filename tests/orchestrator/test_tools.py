@@ -49,6 +49,9 @@ def test_a_tool_call_is_run_and_its_result_reaches_the_reply(fakes, tmp_path, cl
         assert second["temperature"] == 0.2  # stage options still sent with tools
         m = httpx.get(base + "/metrics").text
         assert 'orchestrator_tool_calls_total{outcome="ok",tool="calculate"} 1.0' in m
+        llm = httpx.get(base + "/v1/pipelines").json()["pipelines"]["text"]["stages"][1]
+        assert llm["tools"] == ["calculate", "current_time"]
+        assert [p["supports_tools"] for p in llm["providers"]] == [True, False]
         # The session history keeps the question and the answer, not the tool round.
         ask(base, "and again?", pipeline="text", session_id="t1")
         third = _llm_requests(fakes["primary"])[-1]
