@@ -75,7 +75,7 @@ def freeze_heap() -> None:
 
     What a service holds after start-up (imported modules, FastAPI's routes, model objects)
     lives as long as the process. Left tracked, every full collection walks it: measured in
-    the orchestrator under load, 30-80 ms pauses with every request in flight waiting.
+    the orchestrator (~80,000 objects), 12-31 ms pauses with every request in flight waiting.
     """
     gc.collect()
     gc.freeze()
