@@ -14,7 +14,7 @@ from typing import Any
 
 from services.orchestrator.engine import Turn
 from services.orchestrator.executor import BadResponse
-from services.orchestrator.stages import ChatReply
+from services.orchestrator.stages import ChatReply, wire_tool_call
 from services.orchestrator.tools import run_tool
 
 
@@ -135,11 +135,7 @@ async def ask_langchain(
         content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
     text = str(content).strip()
     calls = tuple(
-        {
-            "id": c.get("id") or f"call_{i}",
-            "type": "function",
-            "function": {"name": c["name"], "arguments": json.dumps(c.get("args") or {})},
-        }
+        wire_tool_call(c.get("id") or f"call_{i}", c["name"], json.dumps(c.get("args") or {}))
         for i, c in enumerate(getattr(result, "tool_calls", None) or [])
     )
     if not text and not calls:

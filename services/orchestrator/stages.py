@@ -101,6 +101,11 @@ class ChatReply:
     tool_calls: tuple[dict[str, Any], ...] = ()
 
 
+def wire_tool_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """One tool call in the OpenAI wire form both LLM clients hand to `converse`."""
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
 def _tool_calls(message: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     raw = message.get("tool_calls")
     if not isinstance(raw, list):
@@ -110,13 +115,8 @@ def _tool_calls(message: dict[str, Any]) -> tuple[dict[str, Any], ...]:
         fn = call.get("function") if isinstance(call, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise BadResponse("chat completion has a malformed tool call")
-        calls.append(
-            {
-                "id": str(call.get("id") or f"call_{len(calls)}"),
-                "type": "function",
-                "function": {"name": fn["name"], "arguments": fn.get("arguments") or "{}"},
-            }
-        )
+        call_id = str(call.get("id") or f"call_{len(calls)}")
+        calls.append(wire_tool_call(call_id, fn["name"], fn.get("arguments") or "{}"))
     return tuple(calls)
 
 

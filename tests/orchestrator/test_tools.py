@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from services.orchestrator.config import ConfigError, Flags, parse_config
 from services.orchestrator.tools import run_tool
@@ -95,8 +96,6 @@ def test_tools_are_validated_at_config_load(fakes):
     doc = _doc(fakes)
     doc["pipelines"]["text"][1]["tools"] = ["calculate", "launch_missiles"]
     doc["pipelines"]["text"][0]["tools"] = ["calculate"]
-    import yaml
-
     with pytest.raises(ConfigError) as err:
         parse_config(yaml.safe_dump(doc), {}, Flags())
     assert "unknown tool(s) ['launch_missiles']" in str(err.value)
