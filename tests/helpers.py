@@ -179,10 +179,17 @@ def _piper_voice() -> object:
 
 def synth_speech(text: str, rate: int | None = 16000) -> tuple[np.ndarray, int]:
     """Speak `text` with the PyPI-shipped Piper voice; float32 mono at `rate` (or native)."""
+    from piper import SynthesisConfig
+
     from services.kit.audio import resample
 
     voice = _piper_voice()
-    chunks = list(voice.synthesize(text))  # type: ignore[attr-defined]
+    # Piper's defaults sample noise inside the model (noise_scale 0.667, noise_w 0.8): the
+    # same sentence came out 1.96-2.15 s long from run to run, and tests that measure cuts
+    # or durations passed or failed by chance. Without the noise the speech is identical
+    # every time.
+    quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    chunks = list(voice.synthesize(text, quiet))  # type: ignore[attr-defined]
     audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
     native = int(chunks[0].sample_rate)
     if rate and rate != native:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import shutil
 
 import httpx
 import pytest
 
 from scripts.run_local import Mesh
-from tests.helpers import ROOT, synth_speech, wav_bytes, wer
-from tests.ui.conftest import CHROMIUM_ARGS, wait_for
+from tests.helpers import synth_speech, wav_bytes, wer
+from tests.ui.conftest import CHROMIUM_ARGS, save_screenshot, wait_for
 from tests.ui.test_browser import _tables, _value, _wait_value
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -28,10 +27,7 @@ def page():
 
 
 def _shot(pg, name: str) -> None:
-    out = ROOT / "artifacts" / "screenshots" / f"{name}.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(out), full_page=True)
-    shutil.copy(out, ROOT / "docs" / "screenshots" / f"{name}.png")
+    save_screenshot(pg, name)
 
 
 def test_ui_text_and_upload_against_the_real_mesh(mesh: Mesh, page, tmp_path):

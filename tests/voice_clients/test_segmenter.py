@@ -80,3 +80,9 @@ def test_discord_frames_through_resampler_and_segmenter(speech):
         found += seg.feed(rs.feed(pcm[i : i + FRAME_BYTES]))
     found += seg.feed(rs.flush()) + seg.flush()
     assert len(found) == 2
+
+
+def test_fixture_speech_is_the_same_every_time():
+    # The cut-length test above failed by chance while Piper sampled noise per call.
+    first, again = synth_speech(SENTENCES[0])[0], synth_speech(SENTENCES[0])[0]
+    assert np.array_equal(first, again)
