@@ -1,36 +1,73 @@
-# One image recipe for every service: the SERVICE build arg picks the package to run,
-# EXTRAS the pyproject extras (engines) it needs. Models live in the /models volume.
-FROM python:3.11-slim-bookworm
-
-ARG SERVICE=orchestrator
-ARG EXTRAS=""
-# Services with a transformers engine need torch; CPU images may point PIP_EXTRA_INDEX_URL
-# at PyTorch's CPU wheel index to avoid the CUDA build.
-ARG TORCH_SPEC=""
-ARG PIP_EXTRA_INDEX_URL=""
+# One image recipe for every service: SERVICE picks the package to run, EXTRAS the
+# pyproject extras (engines) it needs. Models live in the /models volume.
+#
+# Layers are ordered from most shared to least, so building every service costs little more
+# than building one: system packages and the core dependencies are the same layers in every
+# image, torch is one layer shared by every image that names the same TORCH_SPEC, and only the
+# extras and the source differ per service. No `RUN --mount` cache mounts: the recipe must
+# also build with the classic builder (a docker CLI without buildx, as Debian ships it).
+#
+#   docker build .                                               # orchestrator, hub base
+#   docker build --build-arg SERVICE=stt --build-arg EXTRAS=stt .
+#   docker build --build-arg BASE_IMAGE=audio-orchestrator/base:bookworm .   # no registry
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
     HF_HOME=/models/hf \
-    SERVICE=${SERVICE}
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libsndfile1 libopus0 \
+    && apt-get install -y --no-install-recommends libsndfile1 libopus0 libgomp1 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 app && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin app \
     && mkdir -p /models /data \
-    && chown app:app /models /data
+    && chown app:app /models /data \
+    && python -m venv /opt/venv
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY scripts/image_deps.py /usr/local/bin/image_deps.py
+
+# Core dependencies: identical in every image (no build arg is used above this line).
+RUN pip install --upgrade pip setuptools wheel \
+    && python /usr/local/bin/image_deps.py > /tmp/core.txt \
+    && pip install -r /tmp/core.txt
+
+# torch, when the service needs it. TORCH_SPEC is a pip requirement list pinned in one
+# command (torch and torchaudio together); TORCH_INDEX_URL names PyTorch's wheel index
+# (https://download.pytorch.org/whl/cpu for CPU images: PyPI's plain `torch` is the multi-GB
+# CUDA build). Wheels placed in ./wheels/ are used first (a machine with no PyTorch index).
+ARG TORCH_SPEC=""
+ARG TORCH_INDEX_URL=""
+COPY wheels/ /tmp/wheels/
+RUN if [ -n "${TORCH_SPEC}" ]; then \
+        pip install --find-links /tmp/wheels ${TORCH_INDEX_URL:+--extra-index-url "${TORCH_INDEX_URL}"} ${TORCH_SPEC}; \
+    fi \
+    && rm -rf /tmp/wheels \
+    && pip freeze > /tmp/freeze.txt \
+    && { grep -E '^(torch|torchaudio|torchvision)==' /tmp/freeze.txt > /tmp/torch-pins.txt || true; }
+
+# The service's engines (EXTRAS, empty = core only) and any extra packages (EXTRA_PIP, e.g.
+# CUDA libraries for CTranslate2). Installed torch stays as pinned (constraints file).
+ARG EXTRAS=""
+ARG EXTRA_PIP=""
+RUN python /usr/local/bin/image_deps.py --extras "${EXTRAS}" --no-core > /tmp/extras.txt \
+    && if [ -s /tmp/extras.txt ] || [ -n "${EXTRA_PIP}" ]; then \
+        pip install -c /tmp/torch-pins.txt ${TORCH_INDEX_URL:+--extra-index-url "${TORCH_INDEX_URL}"} -r /tmp/extras.txt ${EXTRA_PIP}; \
+    fi
+
 COPY services ./services
 COPY config ./config
+RUN pip install --no-deps --no-build-isolation . && rm -rf build ./*.egg-info
 
-RUN if [ -n "${TORCH_SPEC}" ]; then pip install "${TORCH_SPEC}"; fi \
-    && pip install ".[${EXTRAS}]"
-
+ARG SERVICE=orchestrator
+ENV SERVICE=${SERVICE}
 USER 10001:10001
 VOLUME ["/models"]
 CMD ["sh", "-c", "exec python -m services.${SERVICE}"]
