@@ -4,13 +4,27 @@
 # Layers are ordered from most shared to least, so building every service costs little more
 # than building one: system packages and the core dependencies are the same layers in every
 # image, torch is one layer shared by every image that names the same TORCH_SPEC, and only the
-# extras and the source differ per service. No `RUN --mount` cache mounts: the recipe must
-# also build with the classic builder (a docker CLI without buildx, as Debian ships it).
+# extras and the source differ per service. The dependency layers depend on the requirement
+# lists (extracted from pyproject.toml in a small stage), not on pyproject.toml itself, so an
+# edit elsewhere in it, or in the README, does not reinstall them. No `RUN --mount` cache
+# mounts: the recipe must also build with the classic builder (a docker CLI without buildx).
 #
 #   docker build .                                               # orchestrator, hub base
 #   docker build --build-arg SERVICE=stt --build-arg EXTRAS=stt .
 #   docker build --build-arg BASE_IMAGE=audio-orchestrator/base:bookworm .   # no registry
 ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+# Requirement lists and the local torch wheels this image needs (none unless TORCH_SPEC).
+FROM ${BASE_IMAGE} AS requirements
+ARG EXTRAS=""
+ARG TORCH_SPEC=""
+COPY pyproject.toml scripts/image_deps.py /src/
+COPY wheels/ /src/wheels/
+RUN mkdir -p /out/wheels \
+    && python /src/image_deps.py --pyproject /src/pyproject.toml > /out/core.txt \
+    && python /src/image_deps.py --pyproject /src/pyproject.toml --extras "${EXTRAS}" --no-core > /out/extras.txt \
+    && if [ -n "${TORCH_SPEC}" ]; then find /src/wheels -name '*.whl' -exec cp {} /out/wheels/ \; ; fi
+
 FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -28,16 +42,12 @@ RUN apt-get update \
     && groupadd --gid 10001 app && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin app \
     && mkdir -p /models /data \
     && chown app:app /models /data \
-    && python -m venv /opt/venv
+    && python -m venv /opt/venv \
+    && pip install --upgrade pip setuptools wheel
 
-WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY scripts/image_deps.py /usr/local/bin/image_deps.py
-
-# Core dependencies: identical in every image (no build arg is used above this line).
-RUN pip install --upgrade pip setuptools wheel \
-    && python /usr/local/bin/image_deps.py > /tmp/core.txt \
-    && pip install -r /tmp/core.txt
+# Core dependencies: identical in every image (the file's content is the cache key).
+COPY --from=requirements /out/core.txt /tmp/req/core.txt
+RUN pip install -r /tmp/req/core.txt
 
 # torch, when the service needs it. TORCH_SPEC is a pip requirement list pinned in one
 # command (torch and torchaudio together); TORCH_INDEX_URL names PyTorch's wheel index
@@ -45,23 +55,24 @@ RUN pip install --upgrade pip setuptools wheel \
 # CUDA build). Wheels placed in ./wheels/ are used first (a machine with no PyTorch index).
 ARG TORCH_SPEC=""
 ARG TORCH_INDEX_URL=""
-COPY wheels/ /tmp/wheels/
+COPY --from=requirements /out/wheels/ /tmp/wheels/
 RUN if [ -n "${TORCH_SPEC}" ]; then \
         pip install --find-links /tmp/wheels ${TORCH_INDEX_URL:+--extra-index-url "${TORCH_INDEX_URL}"} ${TORCH_SPEC}; \
     fi \
     && rm -rf /tmp/wheels \
-    && pip freeze > /tmp/freeze.txt \
-    && { grep -E '^(torch|torchaudio|torchvision)==' /tmp/freeze.txt > /tmp/torch-pins.txt || true; }
+    && pip freeze > /tmp/req/freeze.txt \
+    && { grep -E '^(torch|torchaudio|torchvision)==' /tmp/req/freeze.txt > /tmp/req/torch-pins.txt || true; }
 
 # The service's engines (EXTRAS, empty = core only) and any extra packages (EXTRA_PIP, e.g.
 # CUDA libraries for CTranslate2). Installed torch stays as pinned (constraints file).
-ARG EXTRAS=""
 ARG EXTRA_PIP=""
-RUN python /usr/local/bin/image_deps.py --extras "${EXTRAS}" --no-core > /tmp/extras.txt \
-    && if [ -s /tmp/extras.txt ] || [ -n "${EXTRA_PIP}" ]; then \
-        pip install -c /tmp/torch-pins.txt ${TORCH_INDEX_URL:+--extra-index-url "${TORCH_INDEX_URL}"} -r /tmp/extras.txt ${EXTRA_PIP}; \
+COPY --from=requirements /out/extras.txt /tmp/req/extras.txt
+RUN if [ -s /tmp/req/extras.txt ] || [ -n "${EXTRA_PIP}" ]; then \
+        pip install -c /tmp/req/torch-pins.txt ${TORCH_INDEX_URL:+--extra-index-url "${TORCH_INDEX_URL}"} -r /tmp/req/extras.txt ${EXTRA_PIP}; \
     fi
 
+WORKDIR /app
+COPY pyproject.toml README.md ./
 COPY services ./services
 COPY config ./config
 RUN pip install --no-deps --no-build-isolation . && rm -rf build ./*.egg-info
