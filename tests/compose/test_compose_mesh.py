@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +32,14 @@ PUBLISHED = {
     "monitoring-dashboard": 8501,
     "prometheus": 9090,
 }
-STAGE_HOST_PORTS = [9210, 9010, 8110, 7010, 7120, 9310]  # only with docker-compose.debug.yml
+
+
+def _ps(mesh: ComposeMesh, *args: str) -> list[dict]:
+    """`compose ps` rows (one JSON object per line, or one array from older releases)."""
+    out = mesh.compose("ps", *args, "--format", "json").stdout.strip()
+    if out.startswith("["):
+        return list(json.loads(out))
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
 def _client(mesh: ComposeMesh) -> httpx.Client:
@@ -56,8 +62,7 @@ def _tts_provider(r: httpx.Response) -> str:
 
 
 def test_every_service_is_healthy_by_its_compose_healthcheck(compose_mesh: ComposeMesh):
-    out = compose_mesh.compose("ps", "--all", "--format", "json").stdout
-    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+    rows = _ps(compose_mesh, "--all")
     states = {r["Service"]: (r["State"], r.get("Health", "")) for r in rows}
     expected = {
         "audio-preprocessor", "stt", "llm-flan", "tts-piper", "tts-bark", "guardrails",
@@ -68,18 +73,13 @@ def test_every_service_is_healthy_by_its_compose_healthcheck(compose_mesh: Compo
 
 
 def test_only_the_views_are_published_and_only_on_loopback(compose_mesh: ComposeMesh):
-    out = compose_mesh.compose("ps", "--format", "json").stdout
-    for row in (json.loads(line) for line in out.splitlines() if line.strip()):
+    for row in _ps(compose_mesh):
         published = [p for p in row.get("Publishers") or [] if p.get("PublishedPort")]
         if row["Service"] in PUBLISHED:
             assert {p["PublishedPort"] for p in published} == {PUBLISHED[row["Service"]]}, row
             assert all(p["URL"] in ("127.0.0.1", "") for p in published), published
         else:
             assert not published, row
-    for port in STAGE_HOST_PORTS:
-        with socket.socket() as s:
-            s.settimeout(1)
-            assert s.connect_ex(("127.0.0.1", port)) != 0, f"stage port {port} answers"
 
 
 def test_the_orchestrator_refuses_requests_without_a_key(compose_mesh: ComposeMesh):
