@@ -82,6 +82,19 @@ def test_only_the_views_are_published_and_only_on_loopback(compose_mesh: Compose
             assert not published, row
 
 
+@pytest.mark.parametrize("image", ["llm", "tts-bark", "guardrails"])
+def test_cpu_images_carry_cpu_torch_and_no_cuda_libraries(compose_mesh: ComposeMesh, image: str):
+    probe = (
+        "import importlib.util, torch; "
+        "print(torch.__version__, torch.version.cuda, importlib.util.find_spec('nvidia'))"
+    )
+    out = run(
+        ["docker", "run", "--rm", f"{PROJECT}/{image}:latest", "python", "-c", probe],
+        compose_mesh.env,
+    ).stdout.split()
+    assert out[0].endswith("+cpu") and out[1:] == ["None", "None"], out
+
+
 def test_the_orchestrator_refuses_requests_without_a_key(compose_mesh: ComposeMesh):
     r = httpx.post(ORCH + "/mcp/transcript", json={"transcript": "hi"}, timeout=30)
     assert r.status_code == 401, r.text
