@@ -72,7 +72,7 @@ compose-build: base-image wheels models-docker ## Build every image of the offli
 	BASE_IMAGE=$(BASE_IMAGE) TORCH_INDEX_URL=$$idx COMPOSE_PARALLEL_LIMIT=1 \
 		$(COMPOSE) $(OFFLINE_FILES) build
 
-compose-up: env compose-build ## The whole mesh in containers, offline models, up and healthy (--wait)
+compose-up: env $(if $(NO_BUILD),,compose-build) ## The offline mesh in containers, up and healthy (--wait); NO_BUILD=1 skips the build
 	$(COMPOSE) $(OFFLINE_FILES) up -d --wait --wait-timeout 900
 
 compose-down: ## Stop the offline mesh; remove its containers, networks and volumes

@@ -191,7 +191,7 @@ def _health_path(svc: dict[str, Any]) -> str:
     for i, item in enumerate(test):
         if item.startswith(("http://", "https://")):
             return urlsplit(item).path or "/"
-        if i and test[i - 1] == "services.kit.healthcheck":
+        if i and test[i - 1] in ("services.kit.healthcheck", "services/kit/healthcheck.py"):
             return item
     return "/health/ready"
 
