@@ -16,7 +16,8 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # Requirement lists and the local torch wheels this image needs (none unless TORCH_SPEC).
 FROM ${BASE_IMAGE} AS requirements
-ARG EXTRAS=""
+# The default SERVICE's extras, so a bare `docker build .` gives a working orchestrator.
+ARG EXTRAS="orchestrator"
 ARG TORCH_SPEC=""
 COPY pyproject.toml scripts/image_deps.py /src/
 COPY wheels/ /src/wheels/
@@ -63,7 +64,7 @@ RUN if [ -n "${TORCH_SPEC}" ]; then \
     && pip freeze > /tmp/req/freeze.txt \
     && { grep -E '^(torch|torchaudio|torchvision)==' /tmp/req/freeze.txt > /tmp/req/torch-pins.txt || true; }
 
-# The service's engines (EXTRAS, empty = core only) and any extra packages (EXTRA_PIP, e.g.
+# The service's engines (EXTRAS; empty = core only) and any extra packages (EXTRA_PIP, e.g.
 # CUDA libraries for CTranslate2). Installed torch stays as pinned (constraints file).
 ARG EXTRA_PIP=""
 COPY --from=requirements /out/extras.txt /tmp/req/extras.txt
