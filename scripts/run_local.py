@@ -46,6 +46,8 @@ STAGE_SERVICES = [
     "guardrails",
     "orchestrator",
 ]
+# The base file publishes only the views; the debug overlay gives each stage its host port.
+DEFAULT_COMPOSE = ["docker-compose.yml", "docker-compose.debug.yml"]
 COLORS = ["36", "32", "33", "35", "34", "91", "92", "93", "94", "95", "96"]
 
 
@@ -109,12 +111,69 @@ def _interpolate(value: str, env: dict[str, str]) -> str:
 
 
 def _ports(svc: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(internal port, host port) from `ports` ("[ip:]host:internal"), else `expose`."""
     for entry in svc.get("ports", []) or []:
-        text = str(entry)
-        parts = text.split(":")
+        # Interpolated first: "${BIND_ADDRESS:-127.0.0.1}:8220:8200" holds colons of its own.
+        parts = _interpolate(str(entry), dict(os.environ)).split(":")
         if len(parts) >= 2:
             return int(parts[-1].split("/")[0]), int(parts[-2])
+    for entry in svc.get("expose", []) or []:
+        return int(str(entry).split("/")[0]), None
     return None, None
+
+
+def read_compose(files: list[Path]) -> dict[str, dict[str, Any]]:
+    """Services of a compose file and its overlays, merged the way the runner needs.
+
+    Later files override a service's keys; `ports` and `environment` of an overlay add to
+    the earlier ones (as compose merges them). Tags such as `!override` (compose's merge
+    directives) are read as plain values.
+    """
+    services: dict[str, dict[str, Any]] = {}
+    for path in files:
+        doc = yaml.load(path.read_text(), Loader=_ComposeLoader)  # a SafeLoader subclass
+        for name, svc in (doc.get("services") or {}).items():
+            merged = services.setdefault(name, {})
+            for key, value in (svc or {}).items():
+                if key == "environment" and isinstance(value, dict):
+                    merged[key] = {**(merged.get(key) or {}), **value}
+                elif key == "ports":
+                    merged[key] = [*(merged.get(key) or []), *value]
+                else:
+                    merged[key] = value
+    return services
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """SafeLoader that reads compose's `!reset`/`!override` tags as the value they tag."""
+
+
+def _untagged(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_ComposeLoader.add_multi_constructor("!", _untagged)
+
+
+def _env_file_paths(svc: dict[str, Any]) -> list[str]:
+    """A service's env files; optional ones (`required: false`, i.e. `.env`) are left out.
+
+    `.env` holds the compose secrets (API keys, mesh token): the local runner stays keyless
+    on 127.0.0.1, so it does not read it.
+    """
+    files = svc.get("env_file") or []
+    out = []
+    for entry in [files] if isinstance(files, str | dict) else files:
+        if isinstance(entry, dict):
+            if entry.get("required", True):
+                out.append(str(entry["path"]))
+        else:
+            out.append(str(entry))
+    return out
 
 
 def _module(svc: dict[str, Any]) -> str | None:
@@ -132,23 +191,25 @@ def _health_path(svc: dict[str, Any]) -> str:
     for i, item in enumerate(test):
         if item.startswith(("http://", "https://")):
             return urlsplit(item).path or "/"
-        if i and test[i - 1] == "services.kit.healthcheck":
+        if i and test[i - 1] in ("services.kit.healthcheck", "services/kit/healthcheck.py"):
             return item
     return "/health/ready"
 
 
 def load_specs(
-    compose: Path,
+    compose: Path | list[Path],
     env_files: list[Path],
     profile_env: Path | None,
     host_ports: dict[str, int] | None = None,
 ) -> list[ServiceSpec]:
     """Read compose services and build their local environment with rewritten URLs.
 
-    `host_ports` moves services to other local ports (tests use free ones).
+    `compose` is one file or a file and its overlays (the host ports of the stage services
+    live in docker-compose.debug.yml). `host_ports` moves services to other local ports
+    (tests use free ones).
     """
-    doc = yaml.safe_load(compose.read_text())
-    services: dict[str, dict[str, Any]] = doc["services"]
+    files = [compose] if isinstance(compose, Path) else compose
+    services = read_compose(files)
     host_ports = host_ports or {}
     url_map: dict[str, str] = {}
     for name, svc in services.items():
@@ -160,9 +221,8 @@ def load_specs(
     specs = []
     for name, svc in services.items():
         env: dict[str, str] = {}
-        files = svc.get("env_file") or []
-        for f in [files] if isinstance(files, str) else files:
-            env.update(parse_env_file(compose.parent / f))
+        for name_ in _env_file_paths(svc):
+            env.update(parse_env_file(files[0].parent / name_))
         for f in env_files:
             env.update(parse_env_file(f))
         for key, value in (svc.get("environment") or {}).items():
@@ -440,7 +500,7 @@ class Mesh:
 def build_mesh(args: argparse.Namespace, out: TextIO = sys.stdout) -> Mesh:
     """Create a Mesh from command-line style options."""
     profile_env = None if args.profile_env in ("", "none") else ROOT / args.profile_env
-    specs = load_specs(ROOT / args.compose, [], profile_env)
+    specs = load_specs([ROOT / c for c in args.compose or DEFAULT_COMPOSE], [], profile_env)
     only = set(args.only.split(",")) if args.only else None
     skip = set(args.skip.split(",")) if args.skip else set()
     return Mesh(
@@ -457,7 +517,13 @@ def build_mesh(args: argparse.Namespace, out: TextIO = sys.stdout) -> Mesh:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: prepare models, start, wait, then run until Ctrl-C (or exit when ready)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--compose", default="docker-compose.yml")
+    ap.add_argument(
+        "--compose",
+        action="append",
+        help="compose file, then overlays (repeat); default: "
+        + " + ".join(DEFAULT_COMPOSE)
+        + " (the stage services' host ports)",
+    )
     ap.add_argument(
         "--profile-env", default=".env.local", help="local env profile ('none' to skip)"
     )
