@@ -110,3 +110,17 @@ async def test_bad_requests_are_errors_and_the_connection_lives(port):
     headers = await raw_exchange(port, raw)
     assert [h["type"] for h in headers] == ["error", "info"]
     assert headers[0]["data"]["code"] == "invalid_unicode"
+
+
+async def test_client_vanishing_mid_speech_frees_the_synthesis_slot(port):
+    long_text = " ".join(f"This is sentence number {i} of a long reply." for i in range(9))
+    for _ in range(3):  # more than PIPER_MAX_CONCURRENT: a leaked slot would block the next
+        async with client(port) as c:
+            await c.write_event(Synthesize(text=long_text).event())
+            assert (await c.read_event()).type == "audio-start"
+            assert (await c.read_event()).type == "audio-chunk"
+        # the client is gone while the server still has sentences to speak
+    async with client(port, read_timeout=60) as c:
+        await c.write_event(Synthesize(text=FIRST).event())
+        events = await read_until(c, ("audio-stop", "error"))
+    assert events[-1].type == "audio-stop"
