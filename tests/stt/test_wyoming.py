@@ -228,3 +228,19 @@ async def test_spoken_sentence_gives_the_right_transcript():
     chunks = "".join(e.data["text"] for e in events if e.type == "transcript-chunk")
     assert chunks.strip() == transcript.text
     assert transcript.language == "en"
+
+
+async def test_a_taken_port_is_reported_in_readiness_and_http_still_serves():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        settings = _settings(wyoming_host="127.0.0.1", wyoming_port=busy)
+        with run_server(build_app(settings, engine_factory=lambda _s: GatedEngine())) as base:
+            async with httpx.AsyncClient(base_url=base) as http:
+                ready = (await http.get("/health/ready")).json()
+    assert ready["status"] == "ready"
+    assert ready["wyoming"]["listening"] is False
+    assert f"127.0.0.1:{busy}" in ready["wyoming"]["error"]
