@@ -25,10 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -38,6 +39,7 @@ from wyoming.info import Describe
 from wyoming.tts import Synthesize
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's `services`, not another installed copy
 MODELS = ROOT / ".models"
 WHISPER = MODELS / "whisper-base"
 VOICE = MODELS / "piper" / "en_US-joe-medium.onnx"
@@ -265,6 +267,103 @@ async def bench_tts(runs: int, tmp: Path) -> tuple[Series, Series, float]:
     return first, total, audio_s
 
 
+@contextlib.contextmanager
+def serve_in_thread(app: object, port: int) -> Iterator[None]:
+    """A real uvicorn for `app` in a thread of this process, until its startup has finished."""
+    import threading
+
+    import uvicorn
+
+    config = uvicorn.Config(app, host=HOST, port=port, log_config=None)  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 300
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://{HOST}:{port}/health/ready", timeout=2).status_code == 200:
+                break
+        if time.monotonic() > deadline:
+            raise RuntimeError("in-process server not ready")
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+async def _timed(fn: Callable[..., object], *args: object) -> float:
+    """Seconds a blocking call takes in a worker thread (as the services run their engines)."""
+    started = time.perf_counter()
+    await asyncio.to_thread(fn, *args)
+    return time.perf_counter() - started
+
+
+async def bench_overhead(runs: int) -> tuple[Series, Series]:
+    """Our Wyoming path against calling the same loaded engine directly, in one process.
+
+    ours = through the Wyoming endpoint; theirs = the bare engine call, so the ratio is what
+    our server adds (framing, conversion, queue, chunking) with the engine held equal.
+    """
+    from services.stt.app import build_app as build_stt
+    from services.stt.engine import TranscribeOptions
+    from services.stt.settings import Settings as SttSettings
+    from services.tts_piper.app import build_app as build_tts
+    from services.tts_piper.settings import Settings as TtsSettings
+
+    stt_series, tts_series = Series(), Series()
+    pcm = speech_16k(COMMAND)
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    wy = free_port()
+    stt_app = build_stt(
+        SttSettings(
+            model=str(WHISPER),
+            compute_type="int8",
+            device="cpu",
+            cpu_threads=THREADS,
+            wyoming_host=HOST,
+            wyoming_port=wy,
+            log_level="WARNING",
+        )
+    )
+    with serve_in_thread(stt_app, free_port()):
+        engine = stt_app.state.service.resources["transcriber"].engine
+        options = TranscribeOptions(language="en", beam_size=5)
+        await time_stt(wy, pcm)
+        for i in range(runs):
+            if i % 2:  # alternate which goes first, as for the reference servers
+                stt_series.theirs.append(await _timed(engine.transcribe, samples, options))
+            stt_series.ours.append((await time_stt(wy, pcm))[0])
+            if not i % 2:
+                stt_series.theirs.append(await _timed(engine.transcribe, samples, options))
+    wy = free_port()
+    tts_app = build_tts(
+        TtsSettings(
+            voice=str(VOICE),
+            download=False,
+            wyoming_host=HOST,
+            wyoming_port=wy,
+            log_level="WARNING",
+        )
+    )
+    with serve_in_thread(tts_app, free_port()):
+        voice_engine = tts_app.state.service.resources["engine"]
+        voice = voice_engine.voices()[0]
+        await time_tts(wy, REPLY)
+
+        def speak() -> list[np.ndarray]:
+            return list(voice_engine.synthesize(REPLY, voice, 1.0))
+
+        for i in range(runs):
+            if i % 2:
+                tts_series.theirs.append(await _timed(speak))
+            tts_series.ours.append((await time_tts(wy, REPLY))[1])
+            if not i % 2:
+                tts_series.theirs.append(await _timed(speak))
+    return stt_series, tts_series
+
+
 def main() -> int:
     """Measure both pairs, print and write the markdown section."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -281,6 +380,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         stt, texts = asyncio.run(bench_stt(runs, Path(d)))
         first, total, audio_s = asyncio.run(bench_tts(runs, Path(d)))
+    stt_over, tts_over = asyncio.run(bench_overhead(max(4, runs // 2)))
     versions = {
         m: subprocess.run(
             [sys.executable, "-m", "pip", "show", m], capture_output=True, text=True, check=False
@@ -323,6 +423,14 @@ def main() -> int:
         stt.row("STT: audio-stop → transcript"),
         first.row("TTS: synthesize → first audio-chunk"),
         total.row("TTS: synthesize → audio-stop"),
+        "",
+        "What our server adds, engine held equal: the same loaded engine called through our "
+        "Wyoming endpoint vs directly, in one process (ratio = Wyoming / direct):",
+        "",
+        "| measure | Wyoming ms | direct engine ms | ratio of medians | per-pair ratio (range) |",
+        "|---|---|---|---|---|",
+        stt_over.row("STT: audio-stop → transcript vs engine.transcribe"),
+        tts_over.row("TTS: synthesize → audio-stop vs engine.synthesize"),
         "",
         "Both sides run the same engine (CTranslate2 Whisper, Piper ONNX), so the ratio measures "
         "what each server adds around it: framing, audio conversion, queueing, chunking. "
