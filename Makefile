@@ -11,7 +11,7 @@ BASE_IMAGE ?= $(LOCAL_BASE)
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 OFFLINE_FILES := -f docker-compose.yml -f docker-compose.offline.yml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-EXTRAS := stt,tts,bark,llm,denoise,rnnoise,guardrails,orchestrator,ui,discord,offline-models,dev
+EXTRAS := stt,tts,bark,llm,denoise,rnnoise,guardrails,orchestrator,ui,discord,offline-models,wyoming-bench,dev
 APT_PACKAGES := redis-server prometheus chromium espeak-ng sox ffmpeg
 
 .DEFAULT_GOAL := help
@@ -111,6 +111,7 @@ compose-check: ## Validate the compose files and overlays with the real compose 
 	$(CHECK_ENV) docker-compose -f docker-compose.yml -f docker-compose.debug.yml config -q
 	$(CHECK_ENV) docker-compose -f docker-compose.yml -f docker-compose.enhanced.yml config -q
 	$(CHECK_ENV) docker-compose -f docker-compose.yml -f docker-compose.enhanced.yml -f docker-compose.debug.yml config -q
+	$(CHECK_ENV) docker-compose -f docker-compose.yml -f docker-compose.offline.yml -f docker-compose.wyoming.yml config -q
 	@! env -u ORCHESTRATOR_API_KEYS docker-compose --env-file /dev/null -f docker-compose.yml config -q 2>/dev/null || { echo "compose started without ORCHESTRATOR_API_KEYS"; exit 1; }
 
 bench: ## Run every benchmark and write docs/benchmarks.md

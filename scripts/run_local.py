@@ -239,6 +239,10 @@ def load_specs(
         if host:
             env["PORT"] = str(host)
         env["HOST"] = "127.0.0.1"
+        # A second published port is the service's Wyoming endpoint: it moves to its host port.
+        _, wyoming = _ports({"ports": (svc.get("ports") or [])[1:]})
+        if wyoming:
+            env["WYOMING_PORT"] = str(wyoming)
         deps = svc.get("depends_on") or []
         specs.append(
             ServiceSpec(

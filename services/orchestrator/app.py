@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from services.kit import ServiceState, create_app
 from services.kit.http import make_client
+from services.kit.wyoming import with_wyoming
 from services.orchestrator.breaker import BreakerBoard
 from services.orchestrator.config import Flags
 from services.orchestrator.engine import HistoryStore
@@ -21,6 +22,7 @@ from services.orchestrator.routes import admin, router
 from services.orchestrator.runtime import ConfigManager
 from services.orchestrator.settings import Settings
 from services.orchestrator.stages import StageClient, make_session
+from services.orchestrator.wyoming_server import make_server
 
 log = logging.getLogger("orchestrator")
 
@@ -114,11 +116,12 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         if session is not None:
             await session.close()
 
+    started, stopped = with_wyoming(make_server(settings), startup, shutdown)
     return create_app(
         "orchestrator",
         settings,
         routers=[router, admin],
-        startup=startup,
-        shutdown=shutdown,
+        startup=started,
+        shutdown=stopped,
         title="Audio Orchestrator",
     )

@@ -88,6 +88,29 @@ class Settings(ServiceSettings):
         "text",
         description="Pipeline used by /v1/chat/completions when `model` names no pipeline.",
     )
+    wyoming_enabled: bool = Field(
+        False,
+        description="Serve the pipelines over Wyoming (Home Assistant). Off by default: Wyoming "
+        "carries no API key, so enable it only where ORCH_WYOMING_ALLOW fences it in.",
+    )
+    wyoming_host: str = Field("0.0.0.0", description="Bind address of the Wyoming endpoint.")
+    wyoming_port: int = Field(
+        10700,
+        ge=0,
+        validation_alias=AliasChoices("WYOMING_PORT", "ORCH_WYOMING_PORT"),
+        description="Wyoming TCP port; 0 = any free port.",
+    )
+    wyoming_allow: str = Field(
+        "private",
+        description="Comma-separated client networks (CIDR); `private` = loopback and private "
+        "ranges (a home LAN, the compose network); empty = everyone.",
+    )
+    wyoming_asr_pipeline: str = Field("transcribe", description="Pipeline behind Wyoming asr.")
+    wyoming_tts_pipeline: str = Field("speak", description="Pipeline behind Wyoming tts.")
+    wyoming_handle_pipeline: str = Field("text", description="Pipeline behind Wyoming handle.")
+    wyoming_languages: str = Field(
+        "en", description="Languages advertised for asr, tts and handle (comma-separated)."
+    )
     refusal_message: str = Field(
         "Sorry, I can't help with that request.",
         description="Reply sent when guardrails block the input or the output.",

@@ -12,12 +12,14 @@ from fastapi import FastAPI
 
 from services.kit import ServiceState, create_app
 from services.kit.concurrency import WorkLimiter
+from services.kit.wyoming import with_wyoming
 from services.stt.backends import load_engine
 from services.stt.engine import SAMPLE_RATE, ModelUnavailableError, SpeechToText, TranscribeOptions
 from services.stt.metrics import SttMetrics
 from services.stt.routes import router
 from services.stt.service import Transcriber
 from services.stt.settings import Settings
+from services.stt.wyoming_server import make_server
 
 log = logging.getLogger("stt.app")
 
@@ -68,4 +70,7 @@ def build_app(
         state.readiness.ready = True
         state.readiness.reason = "ok"
 
-    return create_app("stt", settings, routers=[router], startup=startup, title="stt")
+    started, stopped = with_wyoming(make_server(settings), startup)
+    return create_app(
+        "stt", settings, routers=[router], startup=started, shutdown=stopped, title="stt"
+    )

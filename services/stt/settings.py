@@ -81,6 +81,21 @@ class Settings(ServiceSettings):
     )
     max_concurrency: int = Field(1, ge=1, description="Transcriptions running at once.")
     max_queue: int = Field(8, ge=0, description="Transcriptions waiting for a slot (429 beyond).")
+    wyoming_enabled: bool = Field(
+        True, description="Serve the Wyoming protocol (Home Assistant) beside the HTTP API."
+    )
+    wyoming_host: str = Field("0.0.0.0", description="Bind address of the Wyoming endpoint.")
+    wyoming_port: int = Field(
+        10300,
+        ge=0,
+        validation_alias=AliasChoices("WYOMING_PORT", "STT_WYOMING_PORT"),
+        description="Wyoming TCP port (wyoming-faster-whisper's 10300); 0 = any free port.",
+    )
+    wyoming_allow: str = Field(
+        "private",
+        description="Comma-separated client networks (CIDR, or `private`); empty = everyone."
+        " Wyoming carries no key, so by default only private-network addresses are served.",
+    )
 
     @model_validator(mode="after")
     def _derive_body_limit(self) -> Settings:

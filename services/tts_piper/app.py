@@ -9,10 +9,12 @@ from fastapi import FastAPI
 
 from services.kit import ServiceState, create_app
 from services.kit.concurrency import WorkLimiter
+from services.kit.wyoming import with_wyoming
 from services.tts_common.metrics import TtsMetrics
 from services.tts_common.voices import openai_voice_map
 from services.tts_piper.routes import router
 from services.tts_piper.settings import Settings
+from services.tts_piper.wyoming_server import make_server
 
 NAME = "tts-piper"
 
@@ -45,6 +47,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         state.readiness.reason = "ok"
         state.readiness.ready = True
 
-    app = create_app(NAME, settings, routers=[router], startup=startup)
+    started, stopped = with_wyoming(make_server(settings), startup)
+    app = create_app(NAME, settings, routers=[router], startup=started, shutdown=stopped)
     app.state.service.resources["metrics"] = TtsMetrics(app.state.service.registry)
     return app

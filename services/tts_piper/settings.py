@@ -41,6 +41,21 @@ class Settings(ServiceSettings):
     )
     max_concurrent: int = Field(1, ge=1, description="Syntheses running at once.")
     max_queue: int = Field(8, ge=0, description="Requests waiting for a slot (429 beyond).")
+    wyoming_enabled: bool = Field(
+        True, description="Serve the Wyoming protocol (Home Assistant) beside the HTTP API."
+    )
+    wyoming_host: str = Field("0.0.0.0", description="Bind address of the Wyoming endpoint.")
+    wyoming_port: int = Field(
+        10200,
+        ge=0,
+        validation_alias=AliasChoices("WYOMING_PORT", "PIPER_WYOMING_PORT"),
+        description="Wyoming TCP port (wyoming-piper's 10200); 0 = any free port.",
+    )
+    wyoming_allow: str = Field(
+        "private",
+        description="Comma-separated client networks (CIDR, or `private`); empty = everyone."
+        " Wyoming carries no key, so by default only private-network addresses are served.",
+    )
     max_body_bytes: int = Field(
         262_144,
         validation_alias=AliasChoices("MAX_BODY_BYTES"),

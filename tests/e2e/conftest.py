@@ -49,7 +49,12 @@ def mesh(pipelines_file: Path) -> Iterator[Mesh]:
             log_dir=log_dir,
             quiet_logs=True,
             extra_env={
+                # Wyoming endpoints on free ports (tests/e2e/test_wyoming_e2e.py).
+                "stt": {"WYOMING_PORT": str(free_port())},
+                "tts-piper": {"WYOMING_PORT": str(free_port())},
                 "orchestrator": {
+                    "ORCH_WYOMING_ENABLED": "true",
+                    "WYOMING_PORT": str(free_port()),
                     "ORCH_PIPELINES_PATH": str(pipelines_file),
                     "ORCHESTRATOR_API_KEYS": API_KEY,
                     "ORCH_RELOAD_POLL_S": "0.5",

@@ -1,0 +1,319 @@
+"""The whole mesh as one Wyoming endpoint: ASR, TTS and conversation through the pipelines.
+
+Home Assistant adds one Wyoming integration and gets three things, each run by the same
+`Runner` as the HTTP API (fallbacks, circuit breakers, guardrails, metrics, config snapshots):
+
+- `asr`: `transcribe` + audio -> `transcript` through the ASR pipeline (denoise + STT);
+- `tts`: `synthesize` (and streamed text, sentence by sentence) -> audio through the TTS
+  pipeline (Bark, falling back to Piper);
+- `handle`: `transcript` (text, context.conversation_id) -> `handled`, or `not-handled`
+  with the refusal text when guardrails block, through the conversation pipeline; the
+  history is kept per Wyoming conversation id.
+
+No API key travels in Wyoming, so the endpoint is off unless `ORCH_WYOMING_ENABLED=true` and
+then serves only the networks in `ORCH_WYOMING_ALLOW` (loopback and private by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from wyoming.asr import Transcript
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.event import Event
+from wyoming.handle import Handled, NotHandled
+from wyoming.info import (
+    AsrModel,
+    AsrProgram,
+    Attribution,
+    HandleModel,
+    HandleProgram,
+    Info,
+    TtsProgram,
+    TtsVoice,
+)
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStopped
+
+from services.kit import ApiError, ServiceState
+from services.kit.audio import decode_audio
+from services.kit.wyoming import Channel, EventError, Session, WyomingServer, WyomingService
+from services.kit.wyoming_media import (
+    AudioCollector,
+    PcmFormat,
+    SentenceStream,
+    clean_text,
+    pcm16_chunks,
+)
+from services.orchestrator.pipeline import RunInput, Runner, RunResult
+from services.orchestrator.settings import Settings
+from services.tts_common.voices import OPENAI_VOICES
+
+log = logging.getLogger("orchestrator.wyoming")
+
+PROGRAM = "audio-orchestrator"
+ATTRIBUTION = Attribution(name="Audio Orchestrator", url="")
+_SESSION_SAFE = re.compile(r"^[A-Za-z0-9_.:@\-]{1,110}$")
+
+
+def session_for(context: dict[str, Any] | None) -> tuple[str, str]:
+    """(session id, conversation id) for a Wyoming context; a new conversation when none."""
+    raw = (context or {}).get("conversation_id")
+    conversation = str(raw) if isinstance(raw, str | int) and str(raw) else uuid.uuid4().hex
+    if _SESSION_SAFE.match(conversation):
+        return f"wyoming:{conversation}", conversation
+    # Any other id still maps to one stable session, within the session-id alphabet.
+    return "wyoming:" + hashlib.sha256(conversation.encode()).hexdigest()[:40], conversation
+
+
+def build_info(settings: Settings) -> Info:
+    """asr, tts and handle programs, each named after the pipeline that serves it."""
+    languages = [s.strip() for s in settings.wyoming_languages.split(",") if s.strip()]
+    asr = settings.wyoming_asr_pipeline
+    tts = settings.wyoming_tts_pipeline
+    handle = settings.wyoming_handle_pipeline
+    return Info(
+        asr=[
+            AsrProgram(
+                name=f"{PROGRAM}-asr",
+                description=f"pipeline '{asr}': denoise and speech-to-text with fallbacks",
+                attribution=ATTRIBUTION,
+                installed=True,
+                version="0.1.0",
+                models=[
+                    AsrModel(
+                        name=asr,
+                        description=f"pipeline '{asr}'",
+                        attribution=ATTRIBUTION,
+                        installed=True,
+                        version=None,
+                        languages=languages,
+                    )
+                ],
+            )
+        ],
+        tts=[
+            TtsProgram(
+                name=f"{PROGRAM}-tts",
+                description=f"pipeline '{tts}': text-to-speech with fallbacks",
+                attribution=ATTRIBUTION,
+                installed=True,
+                version="0.1.0",
+                supports_synthesize_streaming=True,
+                voices=[
+                    TtsVoice(
+                        name=voice,
+                        description=f"{voice} (mapped by each TTS provider)",
+                        attribution=ATTRIBUTION,
+                        installed=True,
+                        version=None,
+                        languages=languages,
+                    )
+                    for voice in OPENAI_VOICES
+                ],
+            )
+        ],
+        handle=[
+            HandleProgram(
+                name=PROGRAM,
+                description=f"pipeline '{handle}': guarded LLM conversation with memory",
+                attribution=ATTRIBUTION,
+                installed=True,
+                version="0.1.0",
+                models=[
+                    HandleModel(
+                        name=handle,
+                        description=f"pipeline '{handle}'",
+                        attribution=ATTRIBUTION,
+                        installed=True,
+                        version=None,
+                        languages=languages,
+                    )
+                ],
+            )
+        ],
+    )
+
+
+class MeshSession(Session):
+    """One client of the orchestrator's Wyoming endpoint."""
+
+    def __init__(self, channel: Channel, state: ServiceState, settings: Settings) -> None:
+        super().__init__(channel)
+        self.state = state
+        self.settings = settings
+        self.audio = AudioCollector(settings.max_audio_bytes)
+        self.stream: SentenceStream | None = None
+        self.stream_voice: str | None = None
+
+    def handlers(self) -> dict[str, Callable[[Event], Awaitable[bool]]]:
+        """ASR, TTS and handle events."""
+        return {
+            "transcribe": self.on_transcribe,
+            "audio-start": self.on_audio_start,
+            "audio-chunk": self.on_audio_chunk,
+            "audio-stop": self.on_audio_stop,
+            "synthesize": self.on_synthesize,
+            "synthesize-start": self.on_stream_start,
+            "synthesize-chunk": self.on_stream_chunk,
+            "synthesize-stop": self.on_stream_stop,
+            "transcript": self.on_transcript,
+        }
+
+    async def _run(self, inp: RunInput) -> RunResult:
+        runner: Runner = self.state.resources["runner"]
+        try:
+            return await runner.run(inp)
+        except ApiError as exc:
+            raise EventError(exc.code or "pipeline_failed", exc.message) from exc
+
+    # --- asr -------------------------------------------------------------------------------
+
+    async def on_transcribe(self, event: Event) -> bool:
+        """The pipeline's STT stage names its language; the request's is not needed."""
+        return True
+
+    async def on_audio_start(self, event: Event) -> bool:
+        """Begin an utterance."""
+        self.audio.start(PcmFormat.of(AudioStart.from_event(event)))
+        return True
+
+    async def on_audio_chunk(self, event: Event) -> bool:
+        """Collect audio."""
+        self.audio.add(AudioChunk.from_event(event))
+        return True
+
+    async def on_audio_stop(self, event: Event) -> bool:
+        """Run the ASR pipeline on the utterance and answer its transcript; then close."""
+        wav = self.audio.wav()
+        self.audio.reset()
+        text = ""
+        if wav is not None:
+            inp = RunInput(
+                session_id=uuid.uuid4().hex,
+                pipeline=self.settings.wyoming_asr_pipeline,
+                audio=wav,
+                filename="wyoming.wav",
+            )
+            try:
+                text = (await self._run(inp)).transcript or ""
+            except EventError as exc:
+                if exc.code != "no_speech":  # nothing said is an empty transcript, not an error
+                    raise
+        await self.channel.send(Transcript(text=text).event())
+        return False
+
+    # --- tts -------------------------------------------------------------------------------
+
+    async def _speak(self, text: str, voice: str | None) -> None:
+        inp = RunInput(
+            session_id=uuid.uuid4().hex,
+            pipeline=self.settings.wyoming_tts_pipeline,
+            text=text,
+            want_audio=True,
+            voice=voice,
+        )
+        result = await self._run(inp)
+        if not result.audio:
+            raise EventError("no_audio_output", "the TTS pipeline produced no audio")
+        audio = await asyncio.to_thread(decode_audio, result.audio)
+        await self.channel.send(AudioStart(rate=audio.sample_rate, width=2, channels=1).event())
+        for pcm in pcm16_chunks(audio.samples):
+            event = AudioChunk(rate=audio.sample_rate, width=2, channels=1, audio=pcm).event()
+            await self.channel.send(event)
+        await self.channel.send(AudioStop().event())
+
+    def _text(self, text: str) -> str:
+        text = clean_text(text)
+        if len(text) > self.settings.max_text_chars:
+            raise EventError(
+                "text_too_long", f"text is longer than {self.settings.max_text_chars} characters"
+            )
+        return text
+
+    async def on_synthesize(self, event: Event) -> bool:
+        """Speak one text (ignored inside a stream: streaming clients send it for old servers)."""
+        if self.stream is not None:
+            return True
+        request = Synthesize.from_event(event)
+        text = self._text(request.text)
+        if not text.strip():
+            await self.channel.send(AudioStart(rate=22050, width=2, channels=1).event())
+            await self.channel.send(AudioStop().event())
+            return True
+        await self._speak(text, request.voice.name if request.voice else None)
+        return True
+
+    async def on_stream_start(self, event: Event) -> bool:
+        """Streaming text begins."""
+        voice = SynthesizeStart.from_event(event).voice
+        self.stream_voice = voice.name if voice else None
+        self.stream = SentenceStream(self.settings.max_text_chars)
+        return True
+
+    async def on_stream_chunk(self, event: Event) -> bool:
+        """Speak each sentence as soon as it is complete."""
+        if self.stream is None:
+            raise EventError("no_stream", "synthesize-chunk before synthesize-start")
+        for sentence in self.stream.add(SynthesizeChunk.from_event(event).text):
+            await self._speak(sentence, self.stream_voice)
+        return True
+
+    async def on_stream_stop(self, event: Event) -> bool:
+        """Speak the rest, then end the stream."""
+        if self.stream is None:
+            raise EventError("no_stream", "synthesize-stop before synthesize-start")
+        rest = self.stream.finish()
+        self.stream = None
+        if rest:
+            await self._speak(rest, self.stream_voice)
+        await self.channel.send(SynthesizeStopped().event())
+        return True
+
+    # --- handle ----------------------------------------------------------------------------
+
+    async def on_transcript(self, event: Event) -> bool:
+        """Answer a user's text through the guarded conversation, with per-conversation memory."""
+        said = Transcript.from_event(event)
+        text = self._text(said.text)
+        if not text.strip():
+            raise EventError("empty_text", "transcript text is empty")
+        session_id, conversation = session_for(said.context)
+        inp = RunInput(
+            session_id=session_id, pipeline=self.settings.wyoming_handle_pipeline, text=text
+        )
+        result = await self._run(inp)
+        context = {"conversation_id": conversation}
+        if result.blocked:
+            await self.channel.send(NotHandled(text=result.response, context=context).event())
+        else:
+            await self.channel.send(Handled(text=result.response or "", context=context).event())
+        return True
+
+
+def make_server(settings: Settings) -> Callable[[ServiceState], WyomingServer | None]:
+    """The factory `with_wyoming` calls at startup (None unless enabled)."""
+
+    def make(state: ServiceState) -> WyomingServer | None:
+        if not settings.wyoming_enabled:
+            return None
+
+        def not_ready() -> str | None:
+            return None if state.readiness.ready else state.readiness.reason
+
+        return WyomingServer(
+            "orchestrator",
+            WyomingService(
+                not_ready, lambda: build_info(settings), lambda ch: MeshSession(ch, state, settings)
+            ),
+            host=settings.wyoming_host,
+            port=settings.wyoming_port,
+            allow=settings.wyoming_allow,
+        )
+
+    return make
