@@ -27,7 +27,8 @@ from tests.preprocessor.conftest import Speech, si_sdr
 pytestmark = pytest.mark.slow
 LOWPASS_BIN = 128  # 128 * 16000 / 512 = 4 kHz
 
-# As on the hub (speechbrain/metricgan-plus-voicebank), HyperPyYAML tags and all.
+# The hub's form (speechbrain/metricgan-plus-voicebank): HyperPyYAML tags, the entries
+# SpectralMaskEnhancement needs, the generator loaded from <source>/enhance_model.ckpt.
 HPARAMS = """\
 # Model: MetricGAN+ (spectral mask), speechbrain SpectralMaskEnhancement
 sample_rate: 16000
@@ -65,8 +66,6 @@ modules:
 pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
     loadables:
         enhance_model: !ref <enhance_model>
-    paths:
-        enhance_model: speechbrain/metricgan-plus-voicebank/enhance_model.ckpt
 """
 
 
