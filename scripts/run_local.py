@@ -26,6 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -48,6 +49,10 @@ STAGE_SERVICES = [
 ]
 # The base file publishes only the views; the debug overlay gives each stage its host port.
 DEFAULT_COMPOSE = ["docker-compose.yml", "docker-compose.debug.yml"]
+# SIGTERM grace before SIGKILL, and the wait for SIGKILLed groups to go: together they keep a
+# stop under 15 s even with a probe (2 s) in flight when the signal came.
+STOP_GRACE_S = 8.0
+KILL_WAIT_S = 3.0
 COLORS = ["36", "32", "33", "35", "34", "91", "92", "93", "94", "95", "96"]
 
 
@@ -430,21 +435,32 @@ class Mesh:
             reason = str(json.loads(body).get("reason", ""))
         return f"not ready: {reason}" if reason else f"HTTP {status}"
 
-    def start_all(self) -> None:
+    def start_all(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Start every selected service at once (loading overlaps; clients retry)."""
         for spec in self.selected():
+            if should_stop():  # a stop signal came in: start nothing more
+                return
             self.start(spec.name)
         for name, why in self.reported.items():
             if self.only is None or name in self.only:
                 self._say(f"[runner] {name}: {why}")
 
-    def wait_ready(self, timeout: float = 600.0, names: list[str] | None = None) -> bool:
-        """Show progress until every started service is ready; False on timeout or exit."""
+    def wait_ready(
+        self,
+        timeout: float = 600.0,
+        names: list[str] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> bool:
+        """Show progress until every started service is ready; False on timeout, exit or stop."""
         names = names or list(self.running)
         deadline = time.monotonic() + timeout
         last_line = ""
         while True:
-            states = {n: self.status(n) for n in names}
+            states: dict[str, str] = {}
+            for n in names:
+                if should_stop():  # checked per probe: one probe waits at most 2 s
+                    return False
+                states[n] = self.status(n)
             done = [n for n, s in states.items() if s == "ready"]
             dead = [n for n, s in states.items() if s.startswith("exited")]
             line = f"[runner] ready {len(done)}/{len(names)}" + "".join(
@@ -468,7 +484,7 @@ class Mesh:
                 return True
             if time.monotonic() > deadline:
                 return False
-            time.sleep(0.5)
+            _sleep_unless(0.5, should_stop)
 
     def stop(self, name: str, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
         """Stop one service (its whole process group)."""
@@ -484,21 +500,83 @@ class Mesh:
                 os.killpg(run.proc.pid, signal.SIGKILL)
             run.proc.wait(5)
 
-    def stop_all(self) -> None:
-        """Stop every service: SIGTERM to all, then SIGKILL stragglers."""
+    def stop_all(self, grace: float = STOP_GRACE_S, force: StopRequest | None = None) -> None:
+        """Stop every service: SIGTERM to all, SIGKILL whatever is left after `grace` seconds.
+
+        Waits by polling, never in a blocking wait, so a second signal (`force.forced`) cuts
+        the grace short; the whole stop takes at most `grace` + KILL_WAIT_S seconds.
+        """
         for run in self.running.values():
-            if run.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(run.proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
+            _signal_group(run.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while self._alive() and time.monotonic() < deadline:
+            if force is not None and force.forced:
+                break
+            time.sleep(0.05)
+        # The whole group, even when its leader has exited: workers it forked may still serve.
         for run in self.running.values():
-            try:
-                run.proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(run.proc.pid, signal.SIGKILL)
-                run.proc.wait(5)
+            _signal_group(run.proc.pid, signal.SIGKILL)
+        deadline = time.monotonic() + KILL_WAIT_S
+        while self._alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _alive(self) -> bool:
+        return any(run.proc.poll() is None for run in self.running.values())
+
+    def pids(self) -> list[int]:
+        """Process-group ids of every started service (each is its group's leader)."""
+        return [run.proc.pid for run in list(self.running.values())]
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    # ProcessLookupError: the group is gone already; PermissionError: its id was reused.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class StopRequest:
+    """What Ctrl-C / SIGTERM asked for, written by the signal handler, read by the main loop.
+
+    The handler takes no lock (no Event.set, no print, no Popen.wait): Python runs it in the
+    main thread between bytecodes, so if it waited on a lock the main thread holds, as
+    Event.set() inside Event.wait() did, the runner deadlocked. It only counts signals;
+    from the second one on it also sends SIGKILL to every service group itself (os.killpg
+    is a bare system call), so repeated signals can only make the stop faster.
+    """
+
+    def __init__(self, mesh: Mesh) -> None:
+        self.mesh = mesh
+        self.count = 0
+
+    @property
+    def requested(self) -> bool:
+        """True once any stop signal has arrived."""
+        return self.count > 0
+
+    @property
+    def forced(self) -> bool:
+        """True once a second stop signal has arrived."""
+        return self.count > 1
+
+    def handle(self, signum: int, _frame: object) -> None:
+        """Signal handler: count; escalate to SIGKILL from the second signal on."""
+        self.count += 1
+        if self.count > 1:
+            for pgid in self.mesh.pids():
+                _signal_group(pgid, signal.SIGKILL)
+
+    def install(self) -> None:
+        """Route SIGINT and SIGTERM here."""
+        signal.signal(signal.SIGINT, self.handle)
+        signal.signal(signal.SIGTERM, self.handle)
+
+
+def _sleep_unless(seconds: float, should_stop: Callable[[], bool]) -> None:
+    """Sleep up to `seconds`, waking within 0.1 s of a stop request."""
+    end = time.monotonic() + seconds
+    while not should_stop() and (left := end - time.monotonic()) > 0:
+        time.sleep(min(0.1, left))
 
 
 def build_mesh(args: argparse.Namespace, out: TextIO = sys.stdout) -> Mesh:
@@ -543,33 +621,39 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_prepare:
         subprocess.run([sys.executable, str(ROOT / "scripts" / "prepare_models.py")], check=False)
     mesh = build_mesh(args)
-    stopping = threading.Event()
+    stop = StopRequest(mesh)
+    stop.install()
 
-    def on_signal(signum: int, _frame: object) -> None:
-        stopping.set()
+    def stopping() -> bool:
+        return stop.requested
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    mesh.start_all()
-    if not mesh.running:
-        print("[runner] nothing to start", flush=True)
-        return 1
     ok = False
     try:
-        ok = mesh.wait_ready(args.timeout)
-        if not ok:
+        mesh.start_all(stopping)
+        if not mesh.running:
+            print("[runner] nothing to start", flush=True)
+            return 1
+        ok = mesh.wait_ready(args.timeout, should_stop=stopping)
+        if stop.requested:
+            ok = True  # asked to stop: not a failure to start
+        elif not ok:
             print("[runner] not every service became ready", flush=True)
         elif not args.exit_when_ready:
             print("[runner] mesh is up; Ctrl-C stops it", flush=True)
-            while not stopping.wait(2.0):
+            while not stop.requested:
                 for name, run in mesh.running.items():
                     code = run.proc.poll()
                     if code is not None and run.last_status != "exited":
                         run.last_status = "exited"
                         print(f"[runner] {name} exited with code {code}", flush=True)
+                _sleep_unless(2.0, stopping)
     finally:
         print("[runner] stopping…", flush=True)
-        mesh.stop_all()
+        mesh.stop_all(force=stop)
+        # Nothing is left to stop: later signals of a burst must not turn a clean exit into
+        # death by signal while the interpreter shuts down (it restores default handlers).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("[runner] stopped", flush=True)
     return 0 if ok else 1
 

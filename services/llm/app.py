@@ -12,7 +12,7 @@ from services.kit.concurrency import WorkLimiter
 from services.llm.backends.common import pick_engine
 from services.llm.engine import ChatEngine, ChatMessage, GenerationParams
 from services.llm.generation import GenerationRunner
-from services.llm.metrics import LlmMetrics
+from services.llm.metrics import LlmMetrics, watch_loop_lag
 from services.llm.routes import router
 from services.llm.settings import Settings
 
@@ -70,6 +70,7 @@ def build_app(settings: Settings | None = None, engine: ChatEngine | None = None
             await asyncio.to_thread(_self_check, loaded, settings.max_input_tokens)
         limiter = WorkLimiter(settings.max_concurrency, settings.max_queue, name="llm")
         metrics: LlmMetrics = state.resources["metrics"]
+        state.resources["loop_watcher"] = asyncio.create_task(watch_loop_lag(metrics))
         metrics.bind(loaded.model_id)
         state.resources.update(
             engine=loaded,
@@ -81,7 +82,12 @@ def build_app(settings: Settings | None = None, engine: ChatEngine | None = None
         state.readiness.ready = True
         state.readiness.reason = "ok"
 
-    app = create_app(SERVICE_NAME, settings, routers=[router], startup=startup)
+    async def shutdown(state: ServiceState) -> None:
+        watcher: asyncio.Task[None] | None = state.resources.pop("loop_watcher", None)
+        if watcher is not None:
+            watcher.cancel()
+
+    app = create_app(SERVICE_NAME, settings, routers=[router], startup=startup, shutdown=shutdown)
     state: ServiceState = app.state.service
     # Metrics exist from the start so /metrics shows them (at zero) while the model loads.
     state.resources["metrics"] = LlmMetrics(state.registry)

@@ -6,12 +6,19 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from services.kit import ApiError
 from services.kit.concurrency import WorkLimiter
-from services.llm.engine import ChatEngine, GenerationOutcome, GenerationParams, PreparedPrompt
+from services.llm.engine import (
+    ChatEngine,
+    ChatMessage,
+    GenerationOutcome,
+    GenerationParams,
+    PreparedPrompt,
+)
 from services.llm.metrics import LlmMetrics
 from services.llm.stops import StopScanner
 
@@ -24,10 +31,16 @@ class RunResult:
 
     completion_tokens: int = 0
     finish_reason: str = "stop"
+    prompt: PreparedPrompt | None = None
 
 
 class GenerationRunner:
-    """Runs generations one slot at a time (per the limiter) and streams their text."""
+    """Runs generations one slot at a time (per the limiter) and streams their text.
+
+    All CPU-heavy work (prompt rendering and tokenising, generation, detokenising) runs in
+    worker threads; the event loop only moves text, so health checks and other streams are
+    served while a large request is being prepared or generated.
+    """
 
     def __init__(
         self, engine: ChatEngine, limiter: WorkLimiter, metrics: LlmMetrics, idle_timeout_s: float
@@ -41,22 +54,43 @@ class GenerationRunner:
 
     async def stream(
         self,
-        prompt: PreparedPrompt,
+        messages: Sequence[ChatMessage],
+        max_input_tokens: int,
         params: GenerationParams,
         stops: Sequence[str],
         result: RunResult,
     ) -> AsyncGenerator[str, None]:
-        """Yield "" once a slot is taken, then text deltas; fill `result` when generation ends.
+        """Yield "" once a slot is taken and the prompt built, then text deltas.
 
-        The first (empty) item lets a caller surface a 429 before it commits to a response.
-        Closing the iterator early (client gone) stops the generation at the next token.
+        `result.prompt` is set before the first item; the rest of `result` when generation ends.
+        The first (empty) item lets a caller surface a 429 (queue full) or a 400 (prompt too
+        long: ContextLengthExceeded) before it commits to a response. Closing the iterator
+        early (client gone) stops the generation at the next token.
         """
         await self.limiter.acquire()
+        # The prompt is built inside the slot: LLM_MAX_CONCURRENCY bounds this CPU work as it
+        # bounds generation, and a flood of huge prompts waits in the LLM_MAX_QUEUE queue
+        # instead of filling the thread pool that generations also need.
+        prepared = asyncio.ensure_future(
+            asyncio.to_thread(self._prepare, messages, max_input_tokens)
+        )
+        try:
+            prompt = await asyncio.shield(prepared)
+        except BaseException:
+            if prepared.done():
+                self.limiter.release()
+            else:  # caller gone mid-prepare: the slot is free once the thread has finished
+                prepared.add_done_callback(self._release_after_prepare)
+            raise
+        result.prompt = prompt
+        model = self.engine.model_id
+        self.metrics.prompt_tokens.labels(model).inc(prompt.n_tokens)
+        if prompt.dropped_messages:
+            self.metrics.dropped_messages.labels(model).inc(prompt.dropped_messages)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         cancel = threading.Event()
         scanner = StopScanner(stops)
-        model = self.engine.model_id
 
         def on_text(text: str) -> None:
             try:
@@ -107,6 +141,19 @@ class GenerationRunner:
                 # The slot is only free once the thread has really stopped generating.
                 self._draining.add(task)
                 task.add_done_callback(self._finish)
+
+    def _prepare(self, messages: Sequence[ChatMessage], max_input_tokens: int) -> PreparedPrompt:
+        started = time.perf_counter()
+        prompt = self.engine.prepare(messages, max_input_tokens)
+        self.metrics.prompt_build.labels(self.engine.model_id).observe(
+            time.perf_counter() - started
+        )
+        return prompt
+
+    def _release_after_prepare(self, task: asyncio.Future[PreparedPrompt]) -> None:
+        self.limiter.release()
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
     def _finish(self, task: asyncio.Future[GenerationOutcome]) -> None:
         self._draining.discard(task)

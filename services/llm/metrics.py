@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _GEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_PROMPT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# How often the event loop's lateness is sampled; cheap (one timer per interval).
+LOOP_LAG_INTERVAL_S = 0.02
 
 
 class LlmMetrics:
@@ -44,6 +50,21 @@ class LlmMetrics:
             ["model", "outcome"],
             registry=registry,
         )
+        self.prompt_build = Histogram(
+            "llm_prompt_build_seconds",
+            "Time to render and tokenise one prompt, turn dropping included (worker thread).",
+            ["model"],
+            buckets=_PROMPT_BUCKETS,
+            registry=registry,
+        )
+        # Not per model: the loop serves everything. Work wrongly run on the loop shows here
+        # as samples as long as that work, and health checks wait just as long.
+        self.loop_lag = Histogram(
+            "llm_event_loop_lag_seconds",
+            f"How late the event loop ran a timer due every {LOOP_LAG_INTERVAL_S} s.",
+            buckets=_LAG_BUCKETS,
+            registry=registry,
+        )
         self.dropped_messages = Counter(
             "llm_prompt_messages_dropped_total",
             "Old conversation turns dropped to fit the input budget.",
@@ -58,8 +79,18 @@ class LlmMetrics:
             self.prompt_tokens,
             self.ttft,
             self.generation,
+            self.prompt_build,
             self.dropped_messages,
         ):
             metric.labels(model)
         for outcome in ("stop", "length", "cancelled", "error"):
             self.finished.labels(model, outcome)
+
+
+async def watch_loop_lag(metrics: LlmMetrics, interval_s: float = LOOP_LAG_INTERVAL_S) -> None:
+    """Sample forever how late the event loop wakes a timer (cancel to stop)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + interval_s
+        await asyncio.sleep(interval_s)
+        metrics.loop_lag.observe(max(0.0, loop.time() - due))

@@ -55,11 +55,24 @@ def fit_messages(
     last_user = max((i for i, m in enumerate(kept) if m.role == "user"), default=len(kept) - 1)
     # Candidates for dropping: non-system turns before the newest user turn, oldest first.
     droppable = [i for i in range(last_user) if kept[i].role != "system"]
-    dropped: set[int] = set()
-    for i in droppable:
-        dropped.add(i)
-        trial = [m for j, m in enumerate(kept) if j not in dropped]
-        needed = count_tokens(trial)
-        if needed <= limit:
-            return trial, len(dropped)
-    raise ContextLengthExceeded(needed, limit)
+
+    def without_oldest(n: int) -> list[ChatMessage]:
+        gone = set(droppable[:n])
+        return [m for j, m in enumerate(kept) if j not in gone]
+
+    if not droppable:
+        raise ContextLengthExceeded(needed, limit)
+    # Dropping a turn never lengthens the prompt, so the fewest drops that fit can be found by
+    # bisection: ~log2(n) tokenisations instead of one per dropped turn (a 256-turn request
+    # took 240 renders and ~25 s of CPU with the linear scan).
+    needed = count_tokens(without_oldest(len(droppable)))
+    if needed > limit:
+        raise ContextLengthExceeded(needed, limit)
+    low, high = 1, len(droppable)  # fits with `high` dropped; does not with `low - 1`
+    while low < high:
+        mid = (low + high) // 2
+        if count_tokens(without_oldest(mid)) <= limit:
+            high = mid
+        else:
+            low = mid + 1
+    return without_oldest(high), high

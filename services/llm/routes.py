@@ -72,9 +72,14 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
     messages = to_messages(body, settings)
     params = to_params(body, settings)
     stops = to_stops(body, settings)
+    result = RunResult()
+    chunks = runner.stream(messages, settings.max_input_tokens, params, stops, result)
     try:
-        prompt = engine.prepare(messages, settings.max_input_tokens)
+        # Takes a slot and builds the prompt (in a worker thread) now, so a full queue is a
+        # plain 429 response and a prompt that cannot fit a plain 400.
+        await anext(chunks)
     except ContextLengthExceeded as exc:
+        await chunks.aclose()
         raise ApiError(
             400,
             f"the system message and newest user turn need {exc.needed} tokens; "
@@ -82,16 +87,11 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
             param="messages",
             code="context_length_exceeded",
         ) from exc
-    runner.metrics.prompt_tokens.labels(engine.model_id).inc(prompt.n_tokens)
-    if prompt.dropped_messages:
-        runner.metrics.dropped_messages.labels(engine.model_id).inc(prompt.dropped_messages)
-    result = RunResult()
-    chunks = runner.stream(prompt, params, stops, result)
-    try:
-        await anext(chunks)  # takes a slot now, so a full queue is a plain 429 response
     except BaseException:
         await chunks.aclose()
         raise
+    prompt = result.prompt
+    assert prompt is not None  # set by the runner before its first item
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if body.stream:

@@ -43,10 +43,17 @@ class Settings(ServiceSettings):
     )
     metricgan_source: str = Field(
         "speechbrain/metricgan-plus-voicebank",
-        description="speechbrain hparams source (hub id or local dir) for the metricgan engine.",
+        description=(
+            "MetricGAN+ model for the metricgan engine: a hub id, or a local directory holding"
+            " hyperparams.yaml and enhance_model.ckpt as the hub repository lays them out."
+        ),
     )
     metricgan_savedir: str | None = Field(
-        None, description="Where speechbrain keeps the fetched MetricGAN+ files (default: its own)."
+        None,
+        description=(
+            "Directory for a hub id's two files: used when both are there, else they are"
+            " fetched into it (unset = the Hugging Face cache)."
+        ),
     )
     max_concurrent: int = Field(1, description="Denoising jobs run at once (threads).")
     max_queue: int = Field(8, description="Jobs allowed to wait before new ones get 429.")

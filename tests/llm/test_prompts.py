@@ -78,3 +78,43 @@ def test_stop_scanner_releases_false_alarm_and_picks_earliest():
     assert s.feed("hel") == "he"
     assert s.flush() == "l"
     assert StopScanner([]).feed("anything") == "anything"
+
+
+def _fit_linear(msgs, count, limit):
+    """The turn-dropping rule as first written: drop the oldest droppable turn until it fits."""
+    kept = list(msgs)
+    last_user = max(i for i, m in enumerate(kept) if m.role == "user")
+    droppable = [i for i in range(last_user) if kept[i].role != "system"]
+    for n in range(len(droppable) + 1):
+        trial = [m for j, m in enumerate(kept) if j not in set(droppable[:n])]
+        if count(trial) <= limit:
+            return trial, n
+    return None
+
+
+def test_fit_bisection_drops_as_few_turns_as_the_linear_rule_with_log_renders():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(200):
+        n = rng.randint(2, 256)
+        msgs = [
+            ChatMessage(rng.choice(["system", "user", "assistant"]), "w " * rng.randint(0, 40))
+            for _ in range(n - 1)
+        ] + [ChatMessage("user", "w " * rng.randint(1, 5))]
+        limit = rng.randint(5, 400)
+        calls = 0
+
+        def count(ms):
+            nonlocal calls
+            calls += 1
+            return _words(ms)
+
+        expected = _fit_linear(msgs, _words, limit)
+        if expected is None:
+            with pytest.raises(ContextLengthExceeded):
+                fit_messages(msgs, count, limit)
+            continue
+        assert fit_messages(msgs, count, limit) == expected
+        # One count of the whole prompt, one with every droppable turn gone, then bisection.
+        assert calls <= 2 + max(1, n).bit_length()

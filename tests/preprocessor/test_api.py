@@ -123,23 +123,6 @@ def _wait_for_reason(url: str) -> dict[str, object]:
     raise AssertionError("readiness never settled")
 
 
-def test_metricgan_without_speechbrain_is_a_clear_not_ready() -> None:
-    try:
-        import speechbrain  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("speechbrain is installed here; its load path is exercised elsewhere")
-    with run_server(build_app(Settings(engine="metricgan")), ready_path=None) as url:
-        body = _wait_for_reason(url)
-        assert body["status"] == "not_ready" and body["engine"] == "metricgan"
-        assert body["reason"] == "speechbrain not installed (extra 'metricgan')"
-        r = httpx.post(url + "/denoise", content=wav_bytes(_tone(16000, 0.2), 16000))
-        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
-        assert "speechbrain not installed" in r.json()["error"]["message"]
-        assert httpx.get(url + "/health/live").status_code == 200
-
-
 def test_missing_dfn_model_is_a_clear_not_ready(tmp_path) -> None:
     settings = Settings(engine="deepfilternet", dfn_model_path=str(tmp_path / "nope.tar.gz"))
     with run_server(build_app(settings), ready_path=None) as url:

@@ -109,9 +109,23 @@ class PromptRenderer:
         return self._chat_template(rest)
 
     def prepare(self, messages: Sequence[ChatMessage], max_input_tokens: int) -> PreparedPrompt:
-        """Build and tokenise the prompt, dropping the oldest turns to fit the budget."""
-        kept, dropped = fit_messages(messages, lambda ms: len(self.render(ms)), max_input_tokens)
-        return PreparedPrompt(input_ids=self.render(kept), dropped_messages=dropped)
+        """Build and tokenise the prompt, dropping the oldest turns to fit the budget.
+
+        CPU-heavy for long conversations (template + tokeniser per trial): callers run it in a
+        worker thread, never on the event loop.
+        """
+        rendered: dict[tuple[ChatMessage, ...], list[int]] = {}
+
+        def count(ms: Sequence[ChatMessage]) -> int:
+            # Remembered so the chosen trial is not rendered a second time below.
+            ids = rendered[tuple(ms)] = self.render(ms)
+            return len(ids)
+
+        kept, dropped = fit_messages(messages, count, max_input_tokens)
+        ids = rendered.get(tuple(kept))
+        return PreparedPrompt(
+            input_ids=ids if ids is not None else self.render(kept), dropped_messages=dropped
+        )
 
 
 class IncrementalDetokenizer:
