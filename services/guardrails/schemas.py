@@ -15,12 +15,26 @@ class TextIn(BaseModel):
     text: StrictStr = Field(description="The text to check.")
 
 
+class InputIn(TextIn):
+    """/validate/input: the new text and, optionally, the earlier texts the same request holds."""
+
+    history: list[StrictStr] = Field(
+        default_factory=list,
+        description="Earlier client-supplied messages of the request (any role, tool results "
+        "too); each is checked, and so is the whole conversation as one text, so an injection "
+        "split across turns is caught.",
+    )
+
+
 class InputVerdict(BaseModel):
     """Result of /validate/input."""
 
     safe: bool
     reason: str | None = Field(description="Why the text was blocked (rule family), or null.")
     sanitized: str = Field(description="The text without control or invisible characters.")
+    history_checked: int = Field(
+        0, description="How many `history` texts were checked (callers verify it)."
+    )
 
 
 class RedactionOut(BaseModel):

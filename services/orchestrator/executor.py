@@ -33,6 +33,10 @@ class BadResponse(Exception):
     """A provider answered 2xx with something unusable (not the documented shape)."""
 
 
+class ReplyTooLarge(BadResponse):
+    """A provider's reply is bigger than we read: a failed call (transient), never unbounded."""
+
+
 @dataclass(frozen=True)
 class Failure:
     """A classified failure of one call."""
@@ -58,6 +62,10 @@ def classify(exc: BaseException) -> Failure | None:
         )
     if isinstance(exc, httpx.TransportError | aiohttp.ClientError):
         return Failure(True, "transport", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, ReplyTooLarge):
+        # Transient: the next provider may answer within the cap (a misbehaving or hijacked
+        # provider); counts toward its breaker like any other failure.
+        return Failure(True, "too_large", str(exc))
     if isinstance(exc, BadResponse):
         return Failure(True, "bad_response", str(exc))
     # Only the LangChain LLM client raises openai errors; when the SDK was never imported

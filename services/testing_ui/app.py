@@ -62,7 +62,10 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 await watcher
         await client.http.aclose()
 
-    app = create_app(NAME, settings, startup=startup, shutdown=shutdown, title="Testing UI")
+    # Browsers cannot hold the mesh token: the page is protected by Gradio's login instead.
+    app = create_app(
+        NAME, settings, startup=startup, shutdown=shutdown, title="Testing UI", mesh_auth=False
+    )
     blocks = build_blocks(client, settings)
     mounted: FastAPI = gr.mount_gradio_app(
         app,
