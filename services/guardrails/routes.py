@@ -86,14 +86,21 @@ def build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
         """Block prompt injection in the text or its history (rules, then the classifier)."""
         state, settings = _ready_state(request)
         _check_length(body.text, settings.max_input_chars)
-        _check_history(body.history, settings)
+        history = body.history_texts()
+        _check_history(history, settings)
         metrics: GuardMetrics = state.resources["metrics"]
         rules: InjectionRules = state.resources["rules"]
         sanitized = strip_invisible(body.text)
-        checked = len(body.history)
+        checked = len(history)
         # The whole conversation as one text, one message per line: each message is checked
-        # and so is an injection split across messages ("Ignore all previous" / "instructions").
-        scanned = "\n".join([*body.history, body.text]) if body.history else body.text
+        # and so is an injection split across messages ("Ignore all previous" / "instructions");
+        # then the user's own turns alone, in case replies were put between the pieces.
+        scanned = body.text
+        if history:
+            users = body.user_texts()
+            scanned = "\n".join([*history, body.text])
+            if len(users) >= 2 and len(users) - 1 < len(history):
+                scanned += "\n\n" + "\n".join(users)
         started = time.perf_counter()
         # Up to ~30 ms on a 4,000-char text: off the event loop so health checks stay quick.
         match = await asyncio.to_thread(rules.check, scanned)
@@ -107,7 +114,7 @@ def build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
                 history_checked=checked,
             )
         classifier: TextClassifier | None = state.resources.get("injection")
-        texts = [t for t in (sanitized, *map(strip_invisible, body.history)) if t.strip()]
+        texts = [t for t in (sanitized, *map(strip_invisible, history)) if t.strip()]
         if classifier is not None and texts:
             work: WorkLimiter = state.resources["work"]
             started = time.perf_counter()

@@ -65,7 +65,7 @@ class RunInput:
     history: list[Turn] | None = None
     # Every earlier text the client sent with this request (any role, tool results too):
     # checked by the input guard together with `text`, in one call.
-    context: tuple[str, ...] = ()
+    context: tuple[tuple[str, str], ...] = ()  # (role, text)
     # Whose sessions these are (a key id, or "open" when keyless) and who the guardrails'
     # rate limits should count (derived from the key or the client address, never the key).
     scope: str = "open"
@@ -180,6 +180,17 @@ class Runner:
             headers = {}
             if exc.retry_after_s is not None:
                 headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+            if exc.rate_limited:
+                # Back-pressure meant for this caller (the guardrails count per end user):
+                # a 429 it can honour, not a 502 that reads like a broken mesh.
+                headers.setdefault("Retry-After", "5")
+                raise ApiError(
+                    429,
+                    str(exc),
+                    param=exc.record.stage,
+                    code="rate_limited",
+                    headers=headers,
+                ) from exc
             raise ApiError(
                 504 if exc.timed_out else 502,
                 str(exc),

@@ -168,7 +168,7 @@ async def voice(
     return JSONResponse(out, headers={"X-Session-ID": sid})
 
 
-def _client_texts(body: ChatRequest, settings: Settings) -> tuple[str, ...]:
+def _client_texts(body: ChatRequest, settings: Settings) -> tuple[tuple[str, str], ...]:
     """Every text of the earlier messages, whatever their role: all are the client's words.
 
     A client may forge `assistant`, `system` or `tool` turns as easily as `user` ones, so
@@ -183,7 +183,7 @@ def _client_texts(body: ChatRequest, settings: Settings) -> tuple[str, ...]:
             param="messages",
             code="history_too_long",
         )
-    texts: list[str] = []
+    texts: list[tuple[str, str]] = []
     for i, message in enumerate(earlier):
         for text in message.texts():
             if len(text) > settings.max_text_chars:
@@ -194,8 +194,8 @@ def _client_texts(body: ChatRequest, settings: Settings) -> tuple[str, ...]:
                     code="text_too_long",
                 )
             if text.strip():
-                texts.append(text)
-    if sum(len(t) for t in texts) > settings.max_history_chars:
+                texts.append((message.role, text))
+    if sum(len(t) for _, t in texts) > settings.max_history_chars:
         raise ApiError(
             400,
             f"earlier messages hold more than {settings.max_history_chars} characters",

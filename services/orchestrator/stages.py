@@ -237,17 +237,17 @@ class StageClient:
         text: str,
         timeout_s: float,
         *,
-        history: tuple[str, ...] = (),
+        history: tuple[tuple[str, str], ...] = (),
         end_user: str | None = None,
     ) -> dict[str, Any]:
         """POST /validate/input or /validate/output; returns the verdict.
 
-        `history`: the request's earlier client texts, checked in the same call; a provider
+        `history`: the request's earlier (role, text) pairs, checked in the same call; a provider
         that does not say it checked them all has not, and counts as failed (never unguarded).
         """
         payload: dict[str, Any] = {"text": text}
         if history:
-            payload["history"] = list(history)
+            payload["history"] = [{"role": role, "text": text} for role, text in history]
         headers = _headers(prov)
         if end_user:
             headers[END_USER_HEADER] = end_user

@@ -197,7 +197,8 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
         if (err := await gate(f"guard_{direction}", request)) is not None:
             return err
         text = str(body.get("text", ""))
-        history = [str(h) for h in body.get("history", [])] if knobs.checks_history else []
+        raw = body.get("history", []) if knobs.checks_history else []
+        history = [str(h["text"] if isinstance(h, dict) else h) for h in raw]
         knobs.remember({"endpoint": f"guard_{direction}", **body})
         seen = " ".join([*history, text]).lower()
         hit = next((w for w in knobs.blocked_words if w in seen), None)
