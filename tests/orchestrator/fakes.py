@@ -50,6 +50,7 @@ class Knobs:
     blocked_words: tuple[str, ...] = ("bomb",)
     # False: the guard ignores `history` like a guardrails from before it existed.
     checks_history: bool = True
+    end_users: list[str | None] = field(default_factory=list)  # X-End-User-ID of guard calls
     calls: Counter[str] = field(default_factory=Counter)
     requests: list[dict[str, Any]] = field(default_factory=list)
     request_ids: list[tuple[str, str | None]] = field(default_factory=list)
@@ -78,6 +79,7 @@ class Knobs:
         self.calls.clear()
         self.requests.clear()
         self.request_ids.clear()
+        self.end_users.clear()
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -200,6 +202,8 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
         raw = body.get("history", []) if knobs.checks_history else []
         history = [str(h["text"] if isinstance(h, dict) else h) for h in raw]
         knobs.remember({"endpoint": f"guard_{direction}", **body})
+        if knobs.keep_history:
+            knobs.end_users.append(request.headers.get("x-end-user-id"))
         seen = " ".join([*history, text]).lower()
         hit = next((w for w in knobs.blocked_words if w in seen), None)
         if direction == "input":
