@@ -17,6 +17,7 @@ from services.kit.metrics import HttpMetrics
 _RID_HEADER = REQUEST_ID_HEADER.lower().encode()
 # Probes and scrapes are high-rate noise; they are still served, just not counted per route.
 _UNMETERED = {"/metrics"}
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _BodyTooLarge(Exception):
@@ -219,8 +220,9 @@ class ServiceMiddleware:
             "invalid_mesh_token",
             [(b"www-authenticate", b"Bearer")],
         )
-        # One label for every refused path: unauthenticated callers must not grow the series.
-        self.metrics.observe("unauthenticated", scope.get("method", "GET"), 401, 0.0)
+        # One label for every refused path and method: strangers must not grow the series.
+        method = scope.get("method", "GET")
+        self.metrics.observe("unauthenticated", method if method in _METHODS else "other", 401, 0.0)
 
     @classmethod
     async def _send_413(cls, send: Send, rid: str, limit: int) -> None:

@@ -195,6 +195,15 @@ def _client_texts(body: ChatRequest, settings: Settings) -> tuple[tuple[str, str
                 )
             if text.strip():
                 texts.append((message.role, text))
+    # Tool-call arguments are texts too: the guard's item limit counts texts, not messages.
+    if len(texts) > settings.max_history_messages:
+        raise ApiError(
+            400,
+            f"earlier messages hold {len(texts)} texts; the limit is "
+            f"{settings.max_history_messages}",
+            param="messages",
+            code="history_too_long",
+        )
     if sum(len(t) for _, t in texts) > settings.max_history_chars:
         raise ApiError(
             400,

@@ -247,7 +247,7 @@ class StageClient:
         """
         payload: dict[str, Any] = {"text": text}
         if history:
-            payload["history"] = [{"role": role, "text": text} for role, text in history]
+            payload["history"] = [{"role": role, "text": said} for role, said in history]
         headers = _headers(prov)
         if end_user:
             headers[END_USER_HEADER] = end_user
