@@ -13,6 +13,7 @@ from scripts.run_local import STAGE_SERVICES, Mesh, load_specs
 from tests.helpers import ROOT, echo_llm_app, free_port, run_server
 
 API_KEY = "e2e-test-key"
+ADMIN_KEY = "e2e-admin-key"
 VIEW_SERVICES = ["testing-ui", "monitoring-dashboard", "prometheus"]
 
 
@@ -52,6 +53,7 @@ def mesh(pipelines_file: Path) -> Iterator[Mesh]:
                 "orchestrator": {
                     "ORCH_PIPELINES_PATH": str(pipelines_file),
                     "ORCHESTRATOR_API_KEYS": API_KEY,
+                    "ADMIN_API_KEYS": ADMIN_KEY,
                     "ORCH_RELOAD_POLL_S": "0.5",
                     "ORCH_BREAKER_COOLDOWN_S": "2",
                 },
