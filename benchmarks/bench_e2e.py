@@ -163,8 +163,8 @@ def running_mesh(
                     "ORCH_RELOAD_POLL_S": "0",
                     "ORCH_BREAKER_COOLDOWN_S": str(breaker_cooldown_s),
                 },
+                # The shipped rate limit (per end user): the load must fit under it.
                 "guardrails": {
-                    "GUARD_RATE_LIMIT": "100000/minute",
                     "GUARD_ESCALATION_DB": str(pipelines.parent / "esc.db"),
                 },
             },
@@ -549,7 +549,9 @@ def report(cmd: str, quick: bool, res: dict[str, Any]) -> str:
         "tts-piper. Private pipelines copy: voice LLM max_tokens 32, text 16, tts-primary "
         f"timeout {res['tts_timeout_s']:.0f} s, {res['llm_limits']}, "
         f"ORCH_BREAKER_COOLDOWN_S={res['cooldown_s']:.0f}; "
-        "echo LLM in the bench process for the `*-echo` pipelines.",
+        "echo LLM in the bench process for the `*-echo` pipelines. Guardrails rate limit: the "
+        "shipped default (`GUARD_RATE_LIMIT` per end user and route; every session here uses "
+        "one API key, so one end user), no override.",
         f"- Mesh start to all ready: {res['startup_s']:.1f} s",
         "",
         "### 1. Voice to voice (POST /v1/voice)",

@@ -149,6 +149,8 @@ def main() -> None:
         "## Guardrails",
         "",
         f"Command: `python benchmarks/bench_guardrails.py{' --quick' if args.quick else ''}`  ",
+        "Override: `GUARD_RATE_LIMIT=1000000/minute` for the HTTP rows (they time single calls "
+        "from one address, not the limit; the shipped default is 600/minute per end user)  ",
         f"Machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs shared with other work (load average "
         f"{os.getloadavg()[0]:.1f} at the end of the run)  ",

@@ -39,6 +39,8 @@ def generate(ui_username: str = "tester") -> dict[str, str]:
         "UI_USERNAME": ui_username,
         "UI_PASSWORD": secrets.token_urlsafe(18),
         "DISCORD_ORCHESTRATOR_API_KEY": discord,
+        # Keeps the bot's session ids stable across restarts (and unguessable).
+        "DISCORD_SESSION_SECRET": secrets.token_urlsafe(32),
     }
 
 

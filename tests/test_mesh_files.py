@@ -34,9 +34,6 @@ SECRETS = {
 # Read by libraries, not by our settings classes: Hugging Face's offline switch and the
 # dynamic loader's search path (cuBLAS/cuDNN wheels for CTranslate2 in the GPU overlay).
 LIBRARY_VARIABLES = {"HF_HUB_OFFLINE", "LD_LIBRARY_PATH"}
-# Issue #17's variables: compose passes them; the settings fields that read them land with
-# the security branch. When a field reads one, this test says so: drop it from this set.
-PENDING_SECURITY_SETTINGS = {"MESH_TOKEN", "ADMIN_API_KEYS", "UI_USERNAME", "UI_PASSWORD"}
 
 
 def _compose(name: str = "docker-compose.yml") -> dict:
@@ -194,12 +191,7 @@ def test_every_env_variable_is_read_by_a_settings_class():
                 declared.setdefault(key, compose_file)
     read |= LIBRARY_VARIABLES
     unread = {k: f for k, f in declared.items() if k not in read}
-    now_read = PENDING_SECURITY_SETTINGS - set(unread)
-    assert not now_read, f"settings read these now; drop them from PENDING: {now_read}"
-    unread = {k: f for k, f in unread.items() if k not in PENDING_SECURITY_SETTINGS}
     assert not unread, f"variables no settings class reads: {unread}"
-    for f in ENV_FILES:  # pending names only through compose `environment:`, never env files
-        assert not PENDING_SECURITY_SETTINGS & set(_parse_env(ROOT / f)), f
 
 
 @pytest.mark.parametrize("dockerfile", ["Dockerfile", "docker/prometheus.Dockerfile"])

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from services.discord_bot.handler import UtteranceHandler
 from services.discord_bot.metrics import BotMetrics
 from services.discord_bot.segmenter import UtteranceSegmenter
+from services.discord_bot.sessions import SessionIds
 from services.discord_bot.settings import Settings
 from services.kit import ServiceState, create_app
 from services.voice_client.orchestrator_client import OrchestratorClient, RetryPolicy
@@ -64,8 +65,10 @@ def make_handler(settings: Settings, metrics: BotMetrics) -> UtteranceHandler:
         timeout_s=settings.request_timeout_s,
         retry=RetryPolicy(max_attempts=settings.retry_attempts, base_delay_s=settings.retry_base_s),
     )
+    secret = settings.session_secret
     return UtteranceHandler(
         client,
+        sessions=SessionIds(secret.get_secret_value().encode() if secret else None),
         pipeline=settings.pipeline,
         wake_phrase=settings.wake_phrase,
         wake_pipeline=settings.wake_pipeline,

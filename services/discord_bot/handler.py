@@ -11,6 +11,7 @@ from typing import Protocol
 from services.discord_bot.audio import PIPELINE_RATE, wav_to_pcm48_stereo
 from services.discord_bot.metrics import BotMetrics
 from services.discord_bot.segmenter import Segment
+from services.discord_bot.sessions import SessionIds
 from services.kit.audio import encode_wav
 from services.kit.errors import ApiError
 from services.voice_client.orchestrator_client import (
@@ -48,11 +49,6 @@ class Utterance:
     user_id: int
     user_name: str
     segment: Segment
-
-    @property
-    def session_id(self) -> str:
-        """Per-user conversation memory in the orchestrator."""
-        return f"discord-{self.guild_id}-{self.user_id}"
 
 
 @dataclass(frozen=True)
@@ -104,8 +100,10 @@ class UtteranceHandler:
         wake_pipeline: str = "transcribe",
         always_post_text: bool = False,
         metrics: BotMetrics | None = None,
+        sessions: SessionIds | None = None,
     ) -> None:
         self.client = client
+        self.sessions = sessions or SessionIds()
         self.pipeline = pipeline
         self.wake_phrase = wake_phrase
         self.wake_pipeline = wake_pipeline
@@ -121,9 +119,9 @@ class UtteranceHandler:
                 self.metrics.orchestrator_attempts.inc(outcome.result.attempts)
         log.info(
             "utterance handled",
+            # No session id: it is what lets a caller with the bot's key reach the history.
             extra={
                 "outcome": outcome.outcome,
-                "session_id": utt.session_id,
                 "utterance_s": round(utt.segment.duration_s, 2),
             },
         )
@@ -131,6 +129,7 @@ class UtteranceHandler:
 
     async def _handle(self, utt: Utterance, out: VoiceOutput) -> TurnOutcome:
         wav = encode_wav(utt.segment.samples, PIPELINE_RATE)
+        session_id = self.sessions.of(utt.guild_id, utt.user_id)
         if self.metrics is not None:
             self.metrics.utterance_seconds.observe(utt.segment.duration_s)
         try:
@@ -139,7 +138,7 @@ class UtteranceHandler:
                 # the user addressed the bot; then the question goes on as text, wake phrase
                 # removed, so the audio is transcribed once.
                 heard = await self.client.voice_turn(
-                    wav, session_id=utt.session_id, pipeline=self.wake_pipeline
+                    wav, session_id=session_id, pipeline=self.wake_pipeline
                 )
                 question = strip_wake_phrase(heard.transcript or "", self.wake_phrase)
                 if question is None:
@@ -147,11 +146,11 @@ class UtteranceHandler:
                 if not question.strip():
                     return TurnOutcome("empty", heard)
                 result = await self.client.text_turn(
-                    question, session_id=utt.session_id, pipeline=self.pipeline, audio=True
+                    question, session_id=session_id, pipeline=self.pipeline, audio=True
                 )
             else:
                 result = await self.client.voice_turn(
-                    wav, session_id=utt.session_id, pipeline=self.pipeline
+                    wav, session_id=session_id, pipeline=self.pipeline
                 )
         except OrchestratorError as exc:
             if exc.code == "no_speech":

@@ -31,6 +31,11 @@ class Settings(ServiceSettings):
         None,
         description="Bearer key for the orchestrator when it enforces ORCHESTRATOR_API_KEYS.",
     )
+    session_secret: SecretStr | None = Field(
+        None,
+        description="Secret for users' session ids (HMAC of guild and user id); keeps "
+        "conversations across bot restarts. Empty: a random secret per process.",
+    )
     pipeline: str | None = Field(
         None,
         description="Pipeline for conversation turns (empty: the orchestrator's active one).",
@@ -96,7 +101,9 @@ class Settings(ServiceSettings):
         description="Also post transcript and reply as text when the reply was played.",
     )
 
-    @field_validator("pipeline", "wake_phrase", "orchestrator_api_key", mode="before")
+    @field_validator(
+        "pipeline", "wake_phrase", "orchestrator_api_key", "session_secret", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         # Compose passes unset variables as empty strings; treat them as "not set".

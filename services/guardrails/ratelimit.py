@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 
 from fastapi import FastAPI, Request
@@ -12,16 +13,34 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 
 from services.guardrails.settings import Settings
+from services.kit.context import END_USER_HEADER
 from services.kit.errors import error_response
+
+_END_USER = re.compile(r"^[A-Za-z0-9_.:\-]{1,96}$")
+
+
+def rate_key(request: Request) -> str:
+    """The end user a request counts for: the forwarded identity, else the client address.
+
+    The orchestrator is one address for every user; it forwards who it verified. That header
+    is believed only from a caller that presented the mesh token (or when none is configured,
+    the development mesh); anyone else is counted by address, so a forged header buys nothing.
+    """
+    principal = request.scope.get("state", {}).get("principal")
+    if principal in ("mesh", "open"):
+        user = request.headers.get(END_USER_HEADER)
+        if user and _END_USER.match(user):
+            return "user:" + user
+    return "addr:" + get_remote_address(request)
 
 
 def build_limiter(settings: Settings) -> Limiter:
-    """A limiter on the configured storage, keyed by client address."""
+    """A limiter on the configured storage, keyed by end user (see `rate_key`)."""
     from limits import parse
 
     parse(settings.rate_limit)  # a malformed limit must stop startup, not every request
     return Limiter(
-        key_func=get_remote_address,
+        key_func=rate_key,
         storage_uri=settings.limiter_storage_uri,
         key_prefix="guardrails",
         headers_enabled=False,

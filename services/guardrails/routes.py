@@ -19,6 +19,7 @@ from services.guardrails.pii import redact
 from services.guardrails.schemas import (
     EscalationIn,
     EscalationOut,
+    InputIn,
     InputVerdict,
     OutputVerdict,
     RedactionOut,
@@ -27,6 +28,7 @@ from services.guardrails.schemas import (
 from services.guardrails.settings import Settings
 from services.kit import ApiError, ServiceState
 from services.kit.app import get_state
+from services.kit.auth import check_admin, split_keys
 from services.kit.concurrency import WorkLimiter
 
 
@@ -48,40 +50,86 @@ def _check_length(text: str, limit: int) -> None:
         )
 
 
+def _check_history(history: list[str], settings: Settings) -> None:
+    if len(history) > settings.max_history_items:
+        raise ApiError(
+            400,
+            f"history holds {len(history)} texts; the limit is {settings.max_history_items}",
+            param="history",
+            code="history_too_long",
+        )
+    for i, item in enumerate(history):
+        if len(item) > settings.max_input_chars:
+            raise ApiError(
+                400,
+                f"history[{i}] is {len(item)} characters; the limit is {settings.max_input_chars}",
+                param=f"history.{i}",
+                code="text_too_long",
+            )
+    total = sum(len(item) for item in history)
+    if total > settings.max_history_chars:
+        raise ApiError(
+            400,
+            f"history is {total} characters; the limit is {settings.max_history_chars}",
+            param="history",
+            code="history_too_long",
+        )
+
+
 def build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
     """The guardrails routes, each limited by `rate_limit` on `limiter`."""
     router = APIRouter(tags=["guardrails"])
 
     @router.post("/validate/input", response_model=InputVerdict)
     @limiter.limit(rate_limit)
-    async def validate_input(request: Request, body: TextIn) -> InputVerdict:
-        """Block prompt injection (rules, then the optional classifier); strip invisibles."""
+    async def validate_input(request: Request, body: InputIn) -> InputVerdict:
+        """Block prompt injection in the text or its history (rules, then the classifier)."""
         state, settings = _ready_state(request)
         _check_length(body.text, settings.max_input_chars)
+        history = body.history_texts()
+        _check_history(history, settings)
         metrics: GuardMetrics = state.resources["metrics"]
         rules: InjectionRules = state.resources["rules"]
         sanitized = strip_invisible(body.text)
+        checked = len(history)
+        # The whole conversation as one text, one message per line: each message is checked
+        # and so is an injection split across messages ("Ignore all previous" / "instructions");
+        # then the user's own turns alone, in case replies were put between the pieces.
+        scanned = body.text
+        if history:
+            users = body.user_texts()
+            scanned = "\n".join([*history, body.text])
+            if len(users) >= 2 and len(users) - 1 < len(history):
+                scanned += "\n\n" + "\n".join(users)
         started = time.perf_counter()
         # Up to ~30 ms on a 4,000-char text: off the event loop so health checks stay quick.
-        match = await asyncio.to_thread(rules.check, body.text)
+        match = await asyncio.to_thread(rules.check, scanned)
         metrics.latency.labels("input_rules").observe(time.perf_counter() - started)
         if match is not None:
             metrics.blocks.labels("prompt_injection").inc()
             return InputVerdict(
-                safe=False, reason=f"prompt_injection:{match.category}", sanitized=sanitized
+                safe=False,
+                reason=f"prompt_injection:{match.category}",
+                sanitized=sanitized,
+                history_checked=checked,
             )
         classifier: TextClassifier | None = state.resources.get("injection")
-        if classifier is not None and sanitized.strip():
+        texts = [t for t in (sanitized, *map(strip_invisible, history)) if t.strip()]
+        if classifier is not None and texts:
             work: WorkLimiter = state.resources["work"]
             started = time.perf_counter()
-            score = (await work.run(classifier.scores, [sanitized]))[0]
+            # One batch for every text: one queue slot and one forward pass per request.
+            score = max(await work.run(classifier.scores, texts))
             metrics.latency.labels("injection_classifier").observe(time.perf_counter() - started)
             if score >= settings.injection_threshold:
                 metrics.blocks.labels("injection_classifier").inc()
                 return InputVerdict(
-                    safe=False, reason="prompt_injection:classifier", sanitized=sanitized
+                    safe=False,
+                    reason="prompt_injection:classifier",
+                    sanitized=sanitized,
+                    history_checked=checked,
                 )
-        return InputVerdict(safe=True, reason=None, sanitized=sanitized)
+        return InputVerdict(safe=True, reason=None, sanitized=sanitized, history_checked=checked)
 
     @router.post("/validate/output", response_model=OutputVerdict)
     @limiter.limit(rate_limit)
@@ -147,7 +195,9 @@ def build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # SQLite INTEGER range
     ) -> dict[str, Any]:
-        """Escalations, newest first."""
+        """Escalations, newest first (stored request contexts: admin key only)."""
+        # The mesh token is not enough: the orchestrator has it and never reads these.
+        check_admin(request, split_keys(get_state(request).settings.admin_api_keys))
         state, _ = _ready_state(request)
         store: EscalationStore = state.resources["escalations"]
         items, total = await asyncio.to_thread(store.list, limit, offset)

@@ -15,12 +15,49 @@ class TextIn(BaseModel):
     text: StrictStr = Field(description="The text to check.")
 
 
+class HistoryItem(BaseModel):
+    """One earlier message: its text and who the client says wrote it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    role: StrictStr = Field(max_length=32, description="user, assistant, system, tool, ...")
+    text: StrictStr
+
+
+class InputIn(TextIn):
+    """/validate/input: the new text and, optionally, the earlier texts the same request holds."""
+
+    history: list[HistoryItem | StrictStr] = Field(
+        default_factory=list,
+        description="Earlier client-supplied messages of the request, oldest first (any role, "
+        "tool results too; a bare string is a user message). Each is checked, and so are the "
+        "conversation as one text and the user's turns as one text, so an injection split "
+        "across turns is caught.",
+    )
+
+    def history_texts(self) -> list[str]:
+        """The earlier texts, in order."""
+        return [h if isinstance(h, str) else h.text for h in self.history]
+
+    def user_texts(self) -> list[str]:
+        """The earlier user turns and this text: what one person typed, in order."""
+        users = [h if isinstance(h, str) else h.text for h in self.history if _is_user(h)]
+        return [*users, self.text]
+
+
+def _is_user(item: HistoryItem | str) -> bool:
+    return isinstance(item, str) or item.role == "user"
+
+
 class InputVerdict(BaseModel):
     """Result of /validate/input."""
 
     safe: bool
     reason: str | None = Field(description="Why the text was blocked (rule family), or null.")
     sanitized: str = Field(description="The text without control or invisible characters.")
+    history_checked: int = Field(
+        0, description="How many `history` texts were checked (callers verify it)."
+    )
 
 
 class RedactionOut(BaseModel):

@@ -26,6 +26,14 @@ class Settings(ServiceSettings):
     max_input_chars: int = Field(
         4000, gt=0, description="Longest text /validate/input accepts (400 beyond)."
     )
+    max_history_items: int = Field(
+        64, ge=0, description="Most earlier texts /validate/input accepts in `history`."
+    )
+    max_history_chars: int = Field(
+        32_000,
+        ge=0,
+        description="Most characters in `history` together (400 beyond): bounds the rule scan.",
+    )
     max_output_chars: int = Field(
         20_000, gt=0, description="Longest text /validate/output accepts (400 beyond)."
     )
@@ -65,8 +73,10 @@ class Settings(ServiceSettings):
         16_000, gt=0, description="Largest escalation reason+context (as JSON) accepted."
     )
     rate_limit: str = Field(
-        "120/minute",
-        description="slowapi limit per client address on every public route, e.g. '120/minute'.",
+        "600/minute",
+        description="slowapi limit per end user and route, e.g. '600/minute': the identity "
+        "the orchestrator forwards in X-End-User-ID (trusted only from a mesh-token caller, "
+        "or when no MESH_TOKEN is set), else the client address.",
     )
     rate_limit_storage: str = Field(
         "memory://",

@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Gauge
 
+from services.kit.auth import MeshAuth, split_keys
 from services.kit.errors import ApiError, install_error_handlers
 from services.kit.metrics import HttpMetrics, render
 from services.kit.middleware import ServiceMiddleware
@@ -115,8 +116,13 @@ def create_app(
     shutdown: ShutdownHook | None = None,
     title: str | None = None,
     version: str = "0.1.0",
+    mesh_auth: bool = True,
 ) -> FastAPI:
-    """Build a service app with the endpoints and behaviour every mesh service shares."""
+    """Build a service app with the endpoints and behaviour every mesh service shares.
+
+    `mesh_auth` (stage services): every route but health and metrics needs `MESH_TOKEN` when
+    it is set. The client-facing apps (orchestrator, testing UI) check their own keys instead.
+    """
     registry = CollectorRegistry()
     state = ServiceState(name=name, settings=settings, registry=registry)
     ready_gauge = Gauge(
@@ -132,6 +138,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task: asyncio.Task[None] | None = None
+        auth: MeshAuth | None = app.state.mesh_auth
+        if auth is not None and auth.open:
+            # Logged at start (logging is configured by then), once per process.
+            log.warning("open: no MESH_TOKEN, every route answers any caller (development only)")
         if startup is not None:
             # Loading runs in the background so /health/live answers while models load.
             task = asyncio.create_task(_run_startup(state, startup, ready_gauge))
@@ -149,10 +159,16 @@ def create_app(
     app = FastAPI(title=title or name, version=version, lifespan=lifespan)
     app.state.service = state
     install_error_handlers(app)
+    auth: MeshAuth | None = None
+    if mesh_auth:
+        token = settings.mesh_token.get_secret_value().strip()
+        auth = MeshAuth(token or None, split_keys(settings.admin_api_keys))
+    app.state.mesh_auth = auth
     app.add_middleware(
         ServiceMiddleware,  # type: ignore[arg-type]
         metrics=HttpMetrics(registry, name),
         max_body_bytes=settings.max_body_bytes,
+        auth=auth,
     )
 
     @app.get("/health/live", tags=["health"])

@@ -25,3 +25,9 @@ def outbound_headers() -> dict[str, str]:
     """Headers to pass downstream so one ID follows a request through the mesh."""
     rid = request_id_var.get()
     return {REQUEST_ID_HEADER: rid} if rid else {}
+
+
+# Who a guarded turn is for: the orchestrator sends an opaque id derived from the client's API
+# key (or its address when keyless) so guardrails can rate-limit per end user. Stage services
+# trust it only from a caller that presented the mesh token (or when no token is configured).
+END_USER_HEADER = "X-End-User-ID"

@@ -13,9 +13,12 @@ async def _add_request_id(request: httpx.Request) -> None:
         request.headers[REQUEST_ID_HEADER] = rid
 
 
-def make_client(timeout_s: float = 30.0, max_connections: int = 100) -> httpx.AsyncClient:
-    """A keep-alive AsyncClient that passes X-Request-ID downstream."""
+def make_client(
+    timeout_s: float = 30.0, max_connections: int = 100, bearer: str | None = None
+) -> httpx.AsyncClient:
+    """A keep-alive AsyncClient that passes X-Request-ID downstream (and `bearer`, if given)."""
     return httpx.AsyncClient(
+        headers={"Authorization": f"Bearer {bearer}"} if bearer else None,
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
         limits=httpx.Limits(
             max_connections=max_connections,

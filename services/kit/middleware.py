@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request IDs, body-size limit, request metrics."""
+"""Pure ASGI middleware: request IDs, mesh token, body-size limit, request metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.kit.auth import OPEN_PATHS, MeshAuth
 from services.kit.context import REQUEST_ID_HEADER, new_request_id, request_id_var
 from services.kit.errors import error_body
 from services.kit.metrics import HttpMetrics
@@ -16,6 +17,7 @@ from services.kit.metrics import HttpMetrics
 _RID_HEADER = REQUEST_ID_HEADER.lower().encode()
 # Probes and scrapes are high-rate noise; they are still served, just not counted per route.
 _UNMETERED = {"/metrics"}
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _BodyTooLarge(Exception):
@@ -54,12 +56,20 @@ def _valid_rid(raw: bytes) -> str | None:
 
 
 class ServiceMiddleware:
-    """Attach a request ID, enforce the body limit and record metrics for each request."""
+    """Attach a request ID, check the mesh token, enforce the body limit, record metrics."""
 
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: HttpMetrics,
+        max_body_bytes: int,
+        auth: MeshAuth | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        # None: the app does its own client auth (orchestrator, testing UI).
+        self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection scope."""
@@ -81,10 +91,24 @@ class ServiceMiddleware:
                     content_length = None
         rid = rid or new_request_id()
         token = request_id_var.set(rid)
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        allowed = True
+        if self.auth is not None and scope.get("path", "") not in OPEN_PATHS:
+            # Checked before any body is read: an unauthenticated caller costs a header scan.
+            principal = self.auth.principal(scope.get("headers", []))
+            state["principal"] = principal
+            allowed = principal is not None
         try:
             if scope["type"] == "websocket":
+                if not allowed:
+                    # Closing before accept makes the server answer the handshake with 403.
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
                 await self.app(scope, receive, send)
+                return
+            if not allowed:
+                await self._refuse(scope, send, rid)
                 return
             await self._http(scope, receive, send, rid, content_length, is_json)
         finally:
@@ -186,6 +210,20 @@ class ServiceMiddleware:
                     time.perf_counter() - start,
                 )
 
+    async def _refuse(self, scope: Scope, send: Send, rid: str) -> None:
+        await self._send_error(
+            send,
+            rid,
+            401,
+            "missing or invalid mesh token: send 'Authorization: Bearer <MESH_TOKEN>'",
+            "authentication_error",
+            "invalid_mesh_token",
+            [(b"www-authenticate", b"Bearer")],
+        )
+        # One label for every refused path and method: strangers must not grow the series.
+        method = scope.get("method", "GET")
+        self.metrics.observe("unauthenticated", method if method in _METHODS else "other", 401, 0.0)
+
     @classmethod
     async def _send_413(cls, send: Send, rid: str, limit: int) -> None:
         await cls._send_error(
@@ -199,7 +237,13 @@ class ServiceMiddleware:
 
     @staticmethod
     async def _send_error(
-        send: Send, rid: str, status: int, message: str, type_: str, code: str
+        send: Send,
+        rid: str,
+        status: int,
+        message: str,
+        type_: str,
+        code: str,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         body = json.dumps(error_body(message, type_, None, code)).encode()
         await send(
@@ -211,6 +255,7 @@ class ServiceMiddleware:
                     (b"content-length", str(len(body)).encode()),
                     (_RID_HEADER, rid.encode()),
                     (b"connection", b"close"),
+                    *(extra_headers or []),
                 ],
             }
         )

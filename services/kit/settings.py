@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,4 +23,17 @@ class ServiceSettings(BaseSettings):
         26_214_400,
         validation_alias=AliasChoices("MAX_BODY_BYTES"),
         description="Largest request body accepted (413 beyond); services may set lower.",
+    )
+    mesh_token: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=AliasChoices("MESH_TOKEN"),
+        description="Mesh-internal bearer token: when set, a stage service refuses every "
+        "route but /health/* and /metrics without 'Authorization: Bearer <MESH_TOKEN>' (401); "
+        "callers (orchestrator, tts-bark's Piper fallback) send it. Empty: open (development).",
+    )
+    admin_api_keys: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=AliasChoices("ADMIN_API_KEYS"),
+        description="Comma-separated admin keys for routes that expose stored data or change "
+        "configuration (orchestrator /admin/*, guardrails /escalations). Empty: refused (403).",
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.kit import ServiceState, create_app
+from services.kit.auth import split_keys
 from services.kit.http import make_client
 from services.kit.wyoming import with_wyoming
 from services.orchestrator.breaker import BreakerBoard
@@ -21,7 +22,7 @@ from services.orchestrator.pipeline import Runner
 from services.orchestrator.routes import admin, router
 from services.orchestrator.runtime import ConfigManager
 from services.orchestrator.settings import Settings
-from services.orchestrator.stages import StageClient, make_session
+from services.orchestrator.stages import ReplyLimits, StageClient, make_session
 from services.orchestrator.wyoming_server import make_server
 
 log = logging.getLogger("orchestrator")
@@ -52,6 +53,10 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     metrics_holder: dict[str, OrchestratorMetrics] = {}
 
     async def startup(state: ServiceState) -> None:
+        if not split_keys(settings.api_keys):
+            log.warning("open: no ORCHESTRATOR_API_KEYS, development only")
+        if not split_keys(settings.admin_api_keys):
+            log.info("admin routes disabled: no ADMIN_API_KEYS")
         metrics = OrchestratorMetrics(state.registry)
         metrics_holder["m"] = metrics
         session = make_session(max_connections=200)
@@ -85,7 +90,10 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         state.resources["runner"] = Runner(
             manager,
             executor,
-            StageClient(session),
+            StageClient(
+                session,
+                ReplyLimits(settings.max_reply_json_bytes, settings.max_reply_audio_bytes),
+            ),
             store,
             metrics,
             settings.refusal_message,
@@ -124,4 +132,5 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         startup=started,
         shutdown=stopped,
         title="Audio Orchestrator",
+        mesh_auth=False,  # clients use ORCHESTRATOR_API_KEYS (auth.py), not the mesh token
     )

@@ -1,32 +1,26 @@
-"""Bearer API keys for clients (when configured) and for admin routes (always)."""
+"""Client keys (ORCHESTRATOR_API_KEYS), admin keys (ADMIN_API_KEYS) and who a caller is."""
 
 from __future__ import annotations
 
-import hmac
+from dataclasses import dataclass
 
 from fastapi import Request
 
 from services.kit import ApiError
 from services.kit.app import get_state
+from services.kit.auth import bearer_of, check_admin, key_id, key_matches, split_keys
 from services.orchestrator.settings import Settings
 
-
-def _keys(settings: Settings) -> list[str]:
-    return [k.strip() for k in settings.api_keys.split(",") if k.strip()]
-
-
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+# The scope of every session when no client keys are configured (development).
+OPEN_SCOPE = "open"
 
 
-def _matches(token: str, keys: list[str]) -> bool:
-    # Compare against every key in constant time so timing does not reveal a prefix.
-    found = False
-    for key in keys:
-        found |= hmac.compare_digest(token.encode(), key.encode())
-    return found
+@dataclass(frozen=True)
+class Caller:
+    """A verified client: the scope its sessions live in and the identity rate limits see."""
+
+    scope: str  # key id, or "open" when keyless: one key never reads another's sessions
+    identity: str  # forwarded to guardrails; never the key itself
 
 
 def settings_of(request: Request) -> Settings:
@@ -36,37 +30,56 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
-def _check(token: str | None, keys: list[str]) -> None:
-    if token is None:
-        raise ApiError(
+def _client_keys(request: Request) -> tuple[str, ...]:
+    # Parsed once per app, not per request: the hot path only compares.
+    state = get_state(request)
+    keys: tuple[str, ...] | None = state.resources.get("client_keys")
+    if keys is None:
+        keys = split_keys(settings_of(request).api_keys)
+        state.resources["client_keys"] = keys
+    return keys
+
+
+def _refuse(missing: bool) -> ApiError:
+    if missing:
+        return ApiError(
             401,
             "missing API key: send 'Authorization: Bearer <key>'",
             code="missing_api_key",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not _matches(token, keys):
-        raise ApiError(
-            401, "invalid API key", code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
-        )
+    return ApiError(
+        401, "invalid API key", code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
-async def require_client(request: Request) -> None:
-    """Client routes: open unless ORCHESTRATOR_API_KEYS is set."""
-    keys = _keys(settings_of(request))
-    if keys:
-        _check(_bearer(request), keys)
+async def require_client(request: Request) -> Caller:
+    """Client routes: a valid key when ORCHESTRATOR_API_KEYS is set; open (one scope) if not."""
+    keys = _client_keys(request)
+    if not keys:
+        # Keyless development: one session scope; limits fall back to the client address.
+        host = request.client.host if request.client else "unknown"
+        caller = Caller(OPEN_SCOPE, f"addr-{host}")
+    else:
+        token = bearer_of(request.headers.get("authorization"))
+        if token is None or not key_matches(token, keys):
+            raise _refuse(token is None)
+        kid = key_id(token)
+        caller = Caller(kid, f"key-{kid}")
+    request.state.caller = caller
+    return caller
+
+
+def caller_of(request: Request) -> Caller:
+    """The Caller `require_client` verified for this request."""
+    caller: Caller = request.state.caller
+    return caller
 
 
 async def require_admin(request: Request) -> None:
-    """Admin routes: always need a key, unless ORCH_ADMIN_OPEN=true and no keys are set."""
+    """Admin routes: an ADMIN_API_KEYS key; with none set, 403 unless ORCH_ADMIN_OPEN (dev)."""
     settings = settings_of(request)
-    keys = _keys(settings)
-    if keys:
-        _check(_bearer(request), keys)
-    elif not settings.admin_open:
-        raise ApiError(
-            403,
-            "admin routes are disabled: set ORCHESTRATOR_API_KEYS (and send a "
-            "Bearer key) or ORCH_ADMIN_OPEN=true for development",
-            code="admin_disabled",
-        )
+    # The escape only works on a wholly keyless (development) orchestrator: once client keys
+    # are set, the deployment is real and admin needs its own key.
+    dev_open = settings.admin_open and not _client_keys(request)
+    check_admin(request, split_keys(settings.admin_api_keys), dev_open=dev_open)

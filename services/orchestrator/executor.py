@@ -33,6 +33,10 @@ class BadResponse(Exception):
     """A provider answered 2xx with something unusable (not the documented shape)."""
 
 
+class ReplyTooLarge(BadResponse):
+    """A provider's reply is bigger than we read: a failed call (transient), never unbounded."""
+
+
 @dataclass(frozen=True)
 class Failure:
     """A classified failure of one call."""
@@ -58,6 +62,10 @@ def classify(exc: BaseException) -> Failure | None:
         )
     if isinstance(exc, httpx.TransportError | aiohttp.ClientError):
         return Failure(True, "transport", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, ReplyTooLarge):
+        # Transient: the next provider may answer within the cap (a misbehaving or hijacked
+        # provider); counts toward its breaker like any other failure.
+        return Failure(True, "too_large", str(exc))
     if isinstance(exc, BadResponse):
         return Failure(True, "bad_response", str(exc))
     # Only the LangChain LLM client raises openai errors; when the SDK was never imported
@@ -152,7 +160,13 @@ class StageRecord:
 class StageFailed(Exception):
     """Every provider of a stage failed transiently (or was skipped by its breaker)."""
 
-    def __init__(self, record: StageRecord, timed_out: bool, retry_after_s: float | None) -> None:
+    def __init__(
+        self,
+        record: StageRecord,
+        timed_out: bool,
+        retry_after_s: float | None,
+        rate_limited: bool = False,
+    ) -> None:
         tried = (
             "; ".join(f"{a.provider}: {a.error or a.outcome}" for a in record.tried)
             or "no provider"
@@ -161,6 +175,8 @@ class StageFailed(Exception):
         self.record = record
         self.timed_out = timed_out
         self.retry_after_s = retry_after_s
+        # Every provider said 429: the caller is over a limit (e.g. guardrails' per-user one).
+        self.rate_limited = rate_limited
 
 
 class StageRejected(Exception):
@@ -200,6 +216,7 @@ class StageExecutor:
         record = StageRecord(stage=stage.stage)
         started = time.perf_counter()
         all_timeouts = True
+        all_limited = True
         retry_after: float | None = None
         for index, name in enumerate(stage.providers):
             prov = providers[name]
@@ -211,6 +228,7 @@ class StageExecutor:
                 wait = breaker.retry_after_s()
                 retry_after = wait if retry_after is None else min(retry_after, wait)
                 all_timeouts = False
+                all_limited = False
                 continue
             timeout = stage.timeout_s or prov.timeout_s or self.default_timeout_s
             retries = stage.retries if stage.retries is not None else prov.retries
@@ -268,6 +286,7 @@ class StageExecutor:
                     else:
                         breaker.failure()
                     all_timeouts = all_timeouts and failure.kind == "timeout"
+                    all_limited = all_limited and failure.status == 429
                     msg = (
                         failure.message
                         if failure.kind != "timeout"
@@ -293,7 +312,10 @@ class StageExecutor:
         self._finish(record, started)
         record.status = "failed"
         record.error = "; ".join(f"{a.provider}: {a.error}" for a in record.tried)
-        raise StageFailed(record, all_timeouts and record.attempts > 0, retry_after)
+        called = record.attempts > 0
+        raise StageFailed(
+            record, all_timeouts and called, retry_after, rate_limited=all_limited and called
+        )
 
     @staticmethod
     def _finish(record: StageRecord, started: float) -> None:

@@ -63,6 +63,18 @@ class RunInput:
     voice: str | None = None
     # Stateless chat: the client's own history replaces the session store.
     history: list[Turn] | None = None
+    # Every earlier text the client sent with this request (any role, tool results too):
+    # checked by the input guard together with `text`, in one call.
+    context: tuple[tuple[str, str], ...] = ()  # (role, text)
+    # Whose sessions these are (a key id, or "open" when keyless) and who the guardrails'
+    # rate limits should count (derived from the key or the client address, never the key).
+    scope: str = "open"
+    identity: str | None = None
+
+    @property
+    def store_key(self) -> str:
+        """The history-store key: the session id inside its owner's scope."""
+        return f"{self.scope}|{self.session_id}"
 
 
 @dataclass
@@ -168,6 +180,17 @@ class Runner:
             headers = {}
             if exc.retry_after_s is not None:
                 headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+            if exc.rate_limited:
+                # Back-pressure meant for this caller (the guardrails count per end user):
+                # a 429 it can honour, not a 502 that reads like a broken mesh.
+                headers.setdefault("Retry-After", "5")
+                raise ApiError(
+                    429,
+                    str(exc),
+                    param=exc.record.stage,
+                    code="rate_limited",
+                    headers=headers,
+                ) from exc
             raise ApiError(
                 504 if exc.timed_out else 502,
                 str(exc),
@@ -224,11 +247,11 @@ class Runner:
                 assert audio is not None
                 text = await self._stt(runtime, pipe, stage, audio, inp.filename, result)
             elif name == "guard_input":
-                text = await self._guard_input(runtime, pipe, stage, text or "", result)
+                text = await self._guard_input(runtime, pipe, stage, inp, text or "", result)
             elif name == "llm":
                 await self._llm(runtime, pipe, stage, inp, text or "", result)
             elif name == "guard_output":
-                await self._guard_output(runtime, pipe, stage, result)
+                await self._guard_output(runtime, pipe, stage, inp, result)
             elif name == "tts":
                 say = result.response if result.response is not None else (text or "")
                 await self._tts(runtime, pipe, stage, say, result, inp.voice)
@@ -237,7 +260,7 @@ class Runner:
         stored = pipe.has("llm") and not result.blocked and inp.history is None
         if stored and text and result.response is not None:
             await self.store.append(
-                inp.session_id,
+                inp.store_key,
                 [
                     Turn(role="user", content=text),
                     Turn(role="assistant", content=result.response or ""),
@@ -284,10 +307,11 @@ class Runner:
         runtime: Runtime,
         pipe: EffectivePipeline,
         stage: EffectiveStage,
+        inp: RunInput,
         text: str,
         result: RunResult,
     ) -> str:
-        verdict = await self._guard(runtime, pipe, stage, "input", text, result)
+        verdict = await self._guard(runtime, pipe, stage, "input", text, inp, result)
         if verdict is None:
             return text  # guardrails down and fail-open (or optional): unguarded
         if not verdict["safe"]:
@@ -299,9 +323,15 @@ class Runner:
         return sanitized if isinstance(sanitized, str) and sanitized.strip() else text
 
     async def _guard_output(
-        self, runtime: Runtime, pipe: EffectivePipeline, stage: EffectiveStage, result: RunResult
+        self,
+        runtime: Runtime,
+        pipe: EffectivePipeline,
+        stage: EffectiveStage,
+        inp: RunInput,
+        result: RunResult,
     ) -> None:
-        verdict = await self._guard(runtime, pipe, stage, "output", result.response or "", result)
+        reply = result.response or ""
+        verdict = await self._guard(runtime, pipe, stage, "output", reply, inp, result)
         if verdict is None:
             return
         if not verdict["safe"]:
@@ -347,10 +377,15 @@ class Runner:
         stage: EffectiveStage,
         direction: str,
         text: str,
+        inp: RunInput,
         result: RunResult,
     ) -> dict[str, Any] | None:
+        history = inp.context if direction == "input" else ()
+
         async def call(_: str, prov: ProviderConfig, timeout_s: float) -> dict[str, Any]:
-            return await self.stages.validate(prov, direction, text, timeout_s)
+            return await self.stages.validate(
+                prov, direction, text, timeout_s, history=history, end_user=inp.identity
+            )
 
         verdict: dict[str, Any] | None = await self._stage(runtime, pipe, stage, call, result)
         return verdict
@@ -364,7 +399,7 @@ class Runner:
         text: str,
         result: RunResult,
     ) -> None:
-        history = inp.history if inp.history is not None else await self.store.load(inp.session_id)
+        history = inp.history if inp.history is not None else await self.store.load(inp.store_key)
         messages = build_messages(runtime.loaded.file.system_prompt.text, history, text)
 
         async def call(name: str, prov: ProviderConfig, timeout_s: float) -> Answer:

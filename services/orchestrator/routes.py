@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from services.kit import ApiError
 from services.kit.app import get_state
-from services.orchestrator.auth import require_admin, require_client, settings_of
+from services.orchestrator.auth import Caller, caller_of, require_admin, require_client, settings_of
 from services.orchestrator.config import ConfigError
 from services.orchestrator.engine import Turn
 from services.orchestrator.pipeline import RunInput, Runner, RunResult, check_session_id
@@ -40,8 +40,13 @@ async def _settings(request: Request) -> Settings:
     return settings_of(request)
 
 
+async def _caller(request: Request) -> Caller:
+    return caller_of(request)
+
+
 RunnerDep = Annotated[Runner, Depends(_runner)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+CallerDep = Annotated[Caller, Depends(_caller)]
 
 
 def _check_text(text: str, settings: Settings, param: str) -> str:
@@ -72,7 +77,7 @@ def _run_body(result: RunResult) -> dict[str, Any]:
 
 @router.post("/mcp/transcript")
 async def transcript(
-    body: TranscriptRequest, runner: RunnerDep, settings: SettingsDep
+    body: TranscriptRequest, runner: RunnerDep, settings: SettingsDep, caller: CallerDep
 ) -> JSONResponse:
     """Run a transcript through the (active) pipeline's text stages."""
     text = _check_text(body.transcript, settings, "transcript")
@@ -84,6 +89,8 @@ async def transcript(
             text=text,
             want_audio=body.audio,
             voice=body.voice,
+            scope=caller.scope,
+            identity=caller.identity,
         )
     )
     out = _run_body(result)
@@ -97,6 +104,7 @@ async def transcript(
 async def voice(
     runner: RunnerDep,
     settings: SettingsDep,
+    caller: CallerDep,
     file: Annotated[UploadFile, File(description="Speech audio (WAV, FLAC, OGG, MP3).")],
     session_id: Annotated[str | None, Form()] = None,
     pipeline: Annotated[str | None, Form()] = None,
@@ -132,6 +140,8 @@ async def voice(
             filename=file.filename or "audio.wav",
             want_audio=True,
             voice=voice,
+            scope=caller.scope,
+            identity=caller.identity,
         ),
         runtime,
     )
@@ -158,8 +168,59 @@ async def voice(
     return JSONResponse(out, headers={"X-Session-ID": sid})
 
 
+def _client_texts(body: ChatRequest, settings: Settings) -> tuple[tuple[str, str], ...]:
+    """Every text of the earlier messages, whatever their role: all are the client's words.
+
+    A client may forge `assistant`, `system` or `tool` turns as easily as `user` ones, so
+    each goes to the input guard (one call with all of them) before anything reaches the LLM.
+    """
+    earlier = body.messages[:-1]
+    if len(earlier) > settings.max_history_messages:
+        raise ApiError(
+            400,
+            f"messages holds {len(earlier)} earlier messages; the limit is "
+            f"{settings.max_history_messages}",
+            param="messages",
+            code="history_too_long",
+        )
+    texts: list[tuple[str, str]] = []
+    for i, message in enumerate(earlier):
+        for text in message.texts():
+            if len(text) > settings.max_text_chars:
+                raise ApiError(
+                    400,
+                    f"messages[{i}] is longer than {settings.max_text_chars} characters",
+                    param=f"messages[{i}]",
+                    code="text_too_long",
+                )
+            if text.strip():
+                texts.append((message.role, text))
+    # Tool-call arguments are texts too: the guard's item limit counts texts, not messages.
+    if len(texts) > settings.max_history_messages:
+        raise ApiError(
+            400,
+            f"earlier messages hold {len(texts)} texts; the limit is "
+            f"{settings.max_history_messages}",
+            param="messages",
+            code="history_too_long",
+        )
+    if sum(len(t) for _, t in texts) > settings.max_history_chars:
+        raise ApiError(
+            400,
+            f"earlier messages hold more than {settings.max_history_chars} characters",
+            param="messages",
+            code="history_too_long",
+        )
+    return tuple(texts)
+
+
 def _chat_input(
-    body: ChatRequest, request: Request, runner: Runner, settings: Settings, runtime: Runtime
+    body: ChatRequest,
+    request: Request,
+    runner: Runner,
+    settings: Settings,
+    runtime: Runtime,
+    caller: Caller,
 ) -> RunInput:
     if (body.model_extra or {}).get("tools"):
         # Running a client's functions would need the client in the loop; silently dropping
@@ -180,6 +241,7 @@ def _chat_input(
             code="no_user_message",
         )
     text = _check_text(last.text(), settings, "messages")
+    context = _client_texts(body, settings)
     pipeline = body.model if body.model in runtime.loaded.pipelines else settings.chat_pipeline
     pipe = runner.resolve(runtime, pipeline)
     if not pipe.has("llm"):
@@ -200,17 +262,23 @@ def _chat_input(
             if m.role in ("user", "assistant") and m.text()
         ]
     return RunInput(
-        session_id=check_session_id(sid_raw), pipeline=pipe.name, text=text, history=history
+        session_id=check_session_id(sid_raw),
+        pipeline=pipe.name,
+        text=text,
+        history=history,
+        context=context,
+        scope=caller.scope,
+        identity=caller.identity,
     )
 
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatRequest, request: Request, runner: RunnerDep, settings: SettingsDep
+    body: ChatRequest, request: Request, runner: RunnerDep, settings: SettingsDep, caller: CallerDep
 ) -> Response:
     """OpenAI chat facade over the guarded conversation (session from `user` or X-Session-ID)."""
     runtime = runner.config.current
-    inp = _chat_input(body, request, runner, settings, runtime)
+    inp = _chat_input(body, request, runner, settings, runtime, caller)
     result = await runner.run(inp, runtime)
     cid = "chatcmpl-" + uuid.uuid4().hex
     created = int(time.time())

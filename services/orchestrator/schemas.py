@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.kit import ApiError
+
 
 class TranscriptRequest(BaseModel):
     """POST /mcp/transcript."""
@@ -28,12 +30,36 @@ class ChatMessage(BaseModel):
     content: str | list[dict[str, Any]] | None = None
 
     def text(self) -> str:
-        """The message's text (text parts of multi-part content joined)."""
+        """The message's text (text parts of multi-part content joined).
+
+        A part that is not text (image, audio, file) is refused with 400: the pipeline could
+        neither read nor guard it, and dropping it silently would hide that.
+        """
         if isinstance(self.content, str):
             return self.content
         if not self.content:
             return ""
-        return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+        for part in self.content:
+            if part.get("type") != "text":
+                raise ApiError(
+                    400,
+                    f"content part of type {str(part.get('type'))[:40]!r} is not supported; "
+                    "send text parts only",
+                    param="messages",
+                    code="unsupported_content_part",
+                )
+        return "".join(str(p.get("text", "")) for p in self.content)
+
+    def texts(self) -> list[str]:
+        """Every client-written text the message carries: content and tool-call arguments."""
+        out = [self.text()]
+        calls = (self.model_extra or {}).get("tool_calls")
+        if isinstance(calls, list):
+            for call in calls:
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict):
+                    out.append(str(fn.get("arguments") or ""))
+        return out
 
 
 class ChatRequest(BaseModel):

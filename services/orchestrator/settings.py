@@ -45,7 +45,8 @@ class Settings(ServiceSettings):
     )
     admin_open: bool = Field(
         False,
-        description="Allow /admin/* without a key when no ORCHESTRATOR_API_KEYS are set (dev).",
+        description="Development only: allow /admin/* without a key when neither "
+        "ADMIN_API_KEYS nor ORCHESTRATOR_API_KEYS is set (ignored once either is).",
     )
     redis_url: str = Field(
         "",
@@ -66,6 +67,30 @@ class Settings(ServiceSettings):
         description="Rounds of tool calls the LLM may make in one turn before it must answer.",
     )
     max_text_chars: int = Field(4000, ge=1, description="Longest transcript/message accepted.")
+    max_history_messages: int = Field(
+        64,
+        ge=0,
+        description="Chat facade: most earlier messages a request may carry (400 beyond); "
+        "each is checked by the input guard.",
+    )
+    max_history_chars: int = Field(
+        16_000,
+        ge=0,
+        description="Chat facade: most characters of earlier messages a request may carry "
+        "(400 beyond); keeps the one input-guard call per turn bounded.",
+    )
+    max_reply_json_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest JSON reply read from a provider (chat, transcription, verdict); "
+        "a bigger one is a failed call and the next provider is tried.",
+    )
+    max_reply_audio_bytes: int = Field(
+        33_554_432,
+        ge=1024,
+        description="Largest audio reply read from a provider (denoise, speech); a bigger one "
+        "is a failed call and the next provider is tried.",
+    )
     max_audio_bytes: int = Field(
         10_000_000, ge=1, description="Largest audio upload accepted by /v1/voice (413 beyond)."
     )

@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from services.kit.context import outbound_headers
+from services.kit.context import END_USER_HEADER, outbound_headers
 from services.orchestrator.config import ProviderConfig
-from services.orchestrator.executor import BadResponse, ProviderError
+from services.orchestrator.executor import BadResponse, ProviderError, ReplyTooLarge
 
 # Below uvicorn's 5 s keep-alive: reusing a connection the server is closing costs a resend.
 KEEPALIVE_S = 4.0
@@ -145,16 +145,48 @@ def parse_chat_completion(body: dict[str, Any]) -> ChatReply:
     return ChatReply(text, counts, calls)
 
 
+@dataclass(frozen=True)
+class ReplyLimits:
+    """The most bytes read from one provider reply, by kind of reply."""
+
+    json_bytes: int = 1_048_576
+    audio_bytes: int = 33_554_432
+
+
+async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or ReplyTooLarge as soon as it is known to exceed `limit` bytes."""
+    declared = resp.content_length
+    if declared is not None and declared > limit:
+        raise ReplyTooLarge(f"reply of {declared} bytes exceeds the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    # Chunked or lying replies: count while reading and stop at the limit, so a provider
+    # that streams forever costs at most `limit` bytes of memory (and its timeout).
+    async for chunk in resp.content.iter_chunked(65_536):
+        size += len(chunk)
+        if size > limit:
+            raise ReplyTooLarge(f"reply exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class StageClient:
     """Calls stage services over one shared keep-alive session."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, limits: ReplyLimits | None = None) -> None:
         self.session = session
+        self.limits = limits or ReplyLimits()
 
-    async def _post(self, url: str, timeout_s: float, **kwargs: Any) -> Reply:
+    async def _post(
+        self, url: str, timeout_s: float, *, audio: bool = False, **kwargs: Any
+    ) -> Reply:
         timeout = aiohttp.ClientTimeout(total=timeout_s)
+        limit = self.limits.audio_bytes if audio else self.limits.json_bytes
         async with self.session.post(url, timeout=timeout, **kwargs) as resp:
-            content = await resp.read()
+            if resp.status >= 400:
+                # An error body is only read for its message: the JSON cap is plenty.
+                limit = min(limit, self.limits.json_bytes)
+            content = await read_capped(resp, limit)
             return Reply(resp.status, resp.reason or "", resp.headers, content)
 
     async def denoise(self, prov: ProviderConfig, audio: bytes, timeout_s: float) -> bytes:
@@ -162,6 +194,7 @@ class StageClient:
         resp = await self._post(
             api_base(prov.url) + "/denoise",
             timeout_s,
+            audio=True,
             data=audio,
             headers={"Content-Type": "audio/wav", **_headers(prov)},
         )
@@ -198,18 +231,37 @@ class StageClient:
         return text
 
     async def validate(
-        self, prov: ProviderConfig, direction: str, text: str, timeout_s: float
+        self,
+        prov: ProviderConfig,
+        direction: str,
+        text: str,
+        timeout_s: float,
+        *,
+        history: tuple[tuple[str, str], ...] = (),
+        end_user: str | None = None,
     ) -> dict[str, Any]:
-        """POST /validate/input or /validate/output; returns the verdict."""
+        """POST /validate/input or /validate/output; returns the verdict.
+
+        `history`: the request's earlier (role, text) pairs, checked in the same call; a provider
+        that does not say it checked them all has not, and counts as failed (never unguarded).
+        """
+        payload: dict[str, Any] = {"text": text}
+        if history:
+            payload["history"] = [{"role": role, "text": said} for role, said in history]
+        headers = _headers(prov)
+        if end_user:
+            headers[END_USER_HEADER] = end_user
         resp = await self._post(
-            f"{api_base(prov.url)}/validate/{direction}",
-            timeout_s,
-            json={"text": text},
-            headers=_headers(prov),
+            f"{api_base(prov.url)}/validate/{direction}", timeout_s, json=payload, headers=headers
         )
         body = _json(resp)
         if not isinstance(body.get("safe"), bool):
             raise BadResponse(f"guardrails /validate/{direction} gave no boolean 'safe'")
+        if history and body.get("history_checked") != len(history):
+            raise BadResponse(
+                f"guardrails /validate/{direction} did not check the {len(history)} earlier "
+                "message(s) (an older guardrails without history support?)"
+            )
         return body
 
     async def chat(
@@ -250,6 +302,7 @@ class StageClient:
         resp = await self._post(
             api_base(prov.url) + "/v1/audio/speech",
             timeout_s,
+            audio=True,
             json=payload,
             headers=_headers(prov),
         )

@@ -17,6 +17,7 @@ then serves only the networks in `ORCH_WYOMING_ALLOW` (loopback and private by d
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import re
@@ -167,6 +168,10 @@ class MeshSession(Session):
 
     async def _run(self, inp: RunInput) -> RunResult:
         runner: Runner = self.state.resources["runner"]
+        # Wyoming carries no API key: its conversations live in their own scope, apart from
+        # every HTTP key's (and the keyless "open" one), and the guardrails count all Wyoming
+        # clients as one end user (the endpoint is fenced to private networks).
+        inp = dataclasses.replace(inp, scope="wyoming", identity="wyoming")
         try:
             return await runner.run(inp)
         except ApiError as exc:

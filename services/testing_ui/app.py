@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import logging
 import os
+from collections.abc import Callable
 
 from fastapi import FastAPI
 
@@ -14,6 +17,23 @@ from services.testing_ui.client import OrchestratorClient
 from services.testing_ui.settings import Settings
 
 NAME = "testing-ui"
+log = logging.getLogger("testing_ui")
+
+
+def login_check(settings: Settings) -> Callable[[str, str], bool] | None:
+    """Gradio's auth callable for UI_USERNAME / UI_PASSWORD, or None when no password is set."""
+    secret = settings.password.get_secret_value() if settings.password else ""
+    if not secret:
+        return None
+    user, password = settings.username.encode(), secret.encode()
+
+    def check(username: str, given: str) -> bool:
+        # Both compared in constant time, always both, so timing tells nothing.
+        ok_user = hmac.compare_digest(username.encode(), user)
+        ok_password = hmac.compare_digest(given.encode(), password)
+        return ok_user and ok_password
+
+    return check
 
 
 async def _watch_orchestrator(
@@ -42,7 +62,11 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         settings.orchestrator_url, make_client(settings.request_timeout_s), key
     )
 
+    auth = login_check(settings)
+
     async def startup(state: ServiceState) -> None:
+        if auth is None:
+            log.warning("open: no UI_PASSWORD, the page has no login (development only)")
         state.resources["orchestrator"] = client
         state.readiness.details.update(
             orchestrator_url=client.base_url, orchestrator="not probed yet"
@@ -62,7 +86,10 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 await watcher
         await client.http.aclose()
 
-    app = create_app(NAME, settings, startup=startup, shutdown=shutdown, title="Testing UI")
+    # Browsers cannot hold the mesh token: the page is protected by Gradio's login instead.
+    app = create_app(
+        NAME, settings, startup=startup, shutdown=shutdown, title="Testing UI", mesh_auth=False
+    )
     blocks = build_blocks(client, settings)
     mounted: FastAPI = gr.mount_gradio_app(
         app,
@@ -72,5 +99,6 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         show_error=False,
         max_file_size=settings.max_upload_bytes,
         footer_links=[],
+        auth=auth,
     )
     return mounted

@@ -23,7 +23,17 @@ class Settings(ServiceSettings):
     )
     orchestrator_api_key: SecretStr | None = Field(
         None,
-        description="Bearer key sent to the orchestrator when it requires one.",
+        description="Bearer key sent to the orchestrator when it requires one; held by the "
+        "server process, never sent to the browser.",
+    )
+    username: str = Field(
+        "tester", min_length=1, description="Login name for the page when UI_PASSWORD is set."
+    )
+    password: SecretStr | None = Field(
+        None,
+        description="When set, the page asks for UI_USERNAME and this password (Gradio's own "
+        "login) before it serves anything but health and metrics; empty: no login "
+        "(development only).",
     )
     request_timeout_s: float = Field(
         120.0,

@@ -70,7 +70,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         state.resources["limiter"] = WorkLimiter(
             settings.max_concurrent, settings.max_queue, name="bark generation"
         )
-        state.resources["client"] = make_client(settings.fallback_timeout_s)
+        # The Piper fallback is a mesh stage: it wants the mesh token like any other caller.
+        token = settings.mesh_token.get_secret_value().strip() or None
+        state.resources["client"] = make_client(settings.fallback_timeout_s, bearer=token)
         state.resources["bark_status"] = "loading"
         state.resources["probe"] = asyncio.create_task(
             _probe_loop(state, settings.probe_interval_s)

@@ -13,6 +13,7 @@ from scripts.run_local import STAGE_SERVICES, Mesh, load_specs
 from tests.helpers import ROOT, echo_llm_app, free_port, run_server
 
 API_KEY = "e2e-test-key"
+ADMIN_KEY = "e2e-admin-key"
 VIEW_SERVICES = ["testing-ui", "monitoring-dashboard", "prometheus"]
 
 
@@ -57,13 +58,14 @@ def mesh(pipelines_file: Path) -> Iterator[Mesh]:
                     "WYOMING_PORT": str(free_port()),
                     "ORCH_PIPELINES_PATH": str(pipelines_file),
                     "ORCHESTRATOR_API_KEYS": API_KEY,
+                    "ADMIN_API_KEYS": ADMIN_KEY,
                     "ORCH_RELOAD_POLL_S": "0.5",
                     "ORCH_BREAKER_COOLDOWN_S": "2",
                 },
                 "testing-ui": {"UI_ORCHESTRATOR_API_KEY": API_KEY},
                 "monitoring-dashboard": {"DASHBOARD_REFRESH_S": "2", "DASHBOARD_RATE_WINDOW": "1m"},
+                # The shipped (per end user) rate limit: the e2e load must fit under it.
                 "guardrails": {
-                    "GUARD_RATE_LIMIT": "10000/minute",
                     "GUARD_ESCALATION_DB": str(pipelines_file.parent / "esc.db"),
                 },
             },

@@ -28,6 +28,8 @@ def make_settings(**overrides: Any) -> Settings:
         "rate_limit_storage": "memory://",
         "redis_url": "",
         "log_json": False,
+        "mesh_token": "",
+        "admin_api_keys": "",
     }
     base.update(overrides)
     return Settings(**base)

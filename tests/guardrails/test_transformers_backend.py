@@ -69,6 +69,7 @@ def test_injection_classifier_softmax_blocks(toxic_server: str) -> None:
         "safe": False,
         "reason": "prompt_injection:classifier",
         "sanitized": "What is the capital of Peru?",
+        "history_checked": 0,
     }
 
 

@@ -133,6 +133,7 @@ def orchestrator(path: Path, **settings: Any) -> Iterator[str]:
         "admin_open": True,
         "log_json": False,
         "api_keys": "",
+        "admin_api_keys": "",
         "redis_url": "",
         "enable_preprocessing": True,
         "enable_guardrails": True,

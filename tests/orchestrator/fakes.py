@@ -48,6 +48,9 @@ class Knobs:
     tool_calls: tuple[tuple[str, str], ...] = ()
     tool_calls_always: bool = False
     blocked_words: tuple[str, ...] = ("bomb",)
+    # False: the guard ignores `history` like a guardrails from before it existed.
+    checks_history: bool = True
+    end_users: list[str | None] = field(default_factory=list)  # X-End-User-ID of guard calls
     calls: Counter[str] = field(default_factory=Counter)
     requests: list[dict[str, Any]] = field(default_factory=list)
     request_ids: list[tuple[str, str | None]] = field(default_factory=list)
@@ -72,9 +75,11 @@ class Knobs:
         self.garbage = False
         self.tool_calls = ()
         self.tool_calls_always = False
+        self.checks_history = True
         self.calls.clear()
         self.requests.clear()
         self.request_ids.clear()
+        self.end_users.clear()
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -194,13 +199,21 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
         if (err := await gate(f"guard_{direction}", request)) is not None:
             return err
         text = str(body.get("text", ""))
-        hit = next((w for w in knobs.blocked_words if w in text.lower()), None)
+        raw = body.get("history", []) if knobs.checks_history else []
+        history = [str(h["text"] if isinstance(h, dict) else h) for h in raw]
+        knobs.remember({"endpoint": f"guard_{direction}", **body})
+        if knobs.keep_history:
+            knobs.end_users.append(request.headers.get("x-end-user-id"))
+        seen = " ".join([*history, text]).lower()
+        hit = next((w for w in knobs.blocked_words if w in seen), None)
         if direction == "input":
             out: dict[str, Any] = {
                 "safe": hit is None,
                 "reason": f"blocked word: {hit}" if hit else None,
                 "sanitized": text.replace("555-1234", "[PHONE]"),
             }
+            if knobs.checks_history:
+                out["history_checked"] = len(history)
         else:
             filtered = text.replace("555-1234", "[PHONE]")
             out = {

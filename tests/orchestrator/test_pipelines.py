@@ -349,9 +349,14 @@ def test_api_keys_and_admin(fakes, tmp_path):
     path = write_config(tmp_path / "p.yaml", config_doc(all_urls(fakes)))
     with orchestrator(path, admin_open=False) as base:
         r = httpx.post(base + "/admin/reload")
-        assert r.status_code == 403 and "ORCHESTRATOR_API_KEYS" in r.json()["error"]["message"]
+        assert r.status_code == 403 and "ADMIN_API_KEYS" in r.json()["error"]["message"]
+        assert r.json()["error"]["code"] == "admin_disabled"
         assert ask(base, "hi").status_code == 200  # no keys: clients are open
-    with orchestrator(path, api_keys="k1, k2") as base:
+    with orchestrator(path, api_keys="k1") as base:
+        # ORCH_ADMIN_OPEN (on in these fixtures) is a development escape: client keys end it.
+        r = httpx.post(base + "/admin/reload", headers={"Authorization": "Bearer k1"})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "admin_disabled"
+    with orchestrator(path, api_keys="k1, k2", admin_api_keys="adm") as base:
         r = ask(base, "hi")
         assert r.status_code == 401 and r.json()["error"]["code"] == "missing_api_key"
         r = httpx.post(
@@ -366,7 +371,10 @@ def test_api_keys_and_admin(fakes, tmp_path):
             == 200
         )
         assert httpx.post(base + "/admin/reload").status_code == 401
-        assert httpx.post(base + "/admin/reload", headers=ok).json()["reloaded"] is True
+        # A client key is not an admin key.
+        assert httpx.post(base + "/admin/reload", headers=ok).status_code == 401
+        adm = {"Authorization": "Bearer adm"}
+        assert httpx.post(base + "/admin/reload", headers=adm).json()["reloaded"] is True
         assert httpx.get(base + "/health/ready").status_code == 200  # probes stay open
 
 

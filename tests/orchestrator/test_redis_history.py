@@ -47,8 +47,8 @@ def test_two_replicas_share_sessions_without_mixing_them(fakes, tmp_path, redis_
     import redis
 
     client = redis.Redis.from_url(redis_url)
-    assert 0 < client.ttl("orch:session:r-a") <= 60
-    assert client.llen("orch:session:r-a") == 4
+    assert 0 < client.ttl("orch:session:open|r-a") <= 60
+    assert client.llen("orch:session:open|r-a") == 4
     client.close()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from services.discord_bot.handler import (
 from services.discord_bot.metrics import BotMetrics
 from services.discord_bot.receiver import VoiceReceiver
 from services.discord_bot.segmenter import Segment, UtteranceSegmenter
+from services.discord_bot.sessions import SessionIds
 from services.discord_bot.settings import Settings, load_settings
 from services.discord_bot.vad import SileroDetector
 from services.kit.audio import resample
@@ -47,6 +49,17 @@ def _handler(base: str, **kw) -> UtteranceHandler:
     return UtteranceHandler(client, **kw)
 
 
+def test_session_ids_are_unguessable_and_stable_per_secret():
+    a, b = SessionIds(b"secret-a"), SessionIds(b"secret-a")
+    assert a.of(7, 42) == b.of(7, 42)  # stable while the secret is
+    assert a.of(7, 42) != a.of(7, 43) and a.of(7, 42) != a.of(8, 42)
+    # Public Discord ids do not name the session; another secret (or a random one) gives
+    # other ids, so a caller who knows the user id cannot reach the history.
+    assert SessionIds(b"secret-b").of(7, 42) != a.of(7, 42)
+    assert SessionIds().of(7, 42) != SessionIds().of(7, 42)
+    assert re.fullmatch(r"discord-[0-9a-f]{32}", a.of(7, 42))
+
+
 def test_wake_phrase_matching():
     assert strip_wake_phrase("Hey Jarvis, what time is it?", "hey jarvis") == "what time is it"
     assert has_wake_phrase("Hey Jarvis, what time is it?", "hey jarvis")
@@ -64,7 +77,7 @@ async def test_utterance_is_sent_with_per_user_session_and_reply_is_played(quest
         handler = _handler(base, metrics=metrics)
         outcome = await handler.handle(_utt(question), out)
         await handler.client.aclose()
-    assert outcome.outcome == "played" and fake.turns == {"discord-7-42": 1}
+    assert outcome.outcome == "played" and fake.turns == {handler.sessions.of(7, 42): 1}
     # The reply (22.05 kHz mono WAV) arrives as 48 kHz stereo PCM16 for Discord.
     frames = np.frombuffer(out.played[0], dtype="<i2").reshape(-1, 2)
     expected = decode_len(reply_wav()) * 48000 / 22050
@@ -108,7 +121,7 @@ async def test_wake_phrase_gates_the_llm(question):
         bare = await handler.handle(_utt(question), out)
         await handler.client.aclose()
     assert answered.outcome == "played" and len(out.played) == 1
-    assert bare.outcome == "empty" and fake.turns == {"discord-7-42": 1}
+    assert bare.outcome == "empty" and fake.turns == {handler.sessions.of(7, 42): 1}
     # Audio is transcribed once (STT-only pipeline); the LLM gets the question without the phrase.
     assert fake.pipelines == ["transcribe", "transcribe", "voice", "transcribe"]
     assert fake.texts == ["what is the meaning of life"]
@@ -133,7 +146,8 @@ async def test_overloaded_orchestrator_is_retried_without_duplicate_turn(questio
         outcome = await handler.handle(_utt(question), FakeOutput())
         await handler.client.aclose()
     assert outcome.outcome == "played" and outcome.result is not None
-    assert outcome.result.attempts == 3 and fake.requests == 3 and fake.turns == {"discord-7-42": 1}
+    assert outcome.result.attempts == 3 and fake.requests == 3
+    assert fake.turns == {handler.sessions.of(7, 42): 1}
     assert len(set(fake.idempotency_keys)) == 1
 
 
@@ -170,7 +184,7 @@ async def test_two_users_speaking_through_the_receiver_get_their_own_sessions(qu
                 break
         await receiver.close()
         await handler.client.aclose()
-    assert fake.turns == {"discord-9-1": 2, "discord-9-2": 2}
+    assert fake.turns == {handler.sessions.of(9, 1): 2, handler.sessions.of(9, 2): 2}
     assert len(out.played) == 4
 
 

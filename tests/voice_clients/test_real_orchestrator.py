@@ -15,6 +15,7 @@ import yaml
 
 from services.discord_bot.handler import Utterance, UtteranceHandler
 from services.discord_bot.segmenter import Segment
+from services.discord_bot.sessions import SessionIds
 from services.kit.audio import decode_audio
 from services.voice_client.orchestrator_client import OrchestratorClient, RetryPolicy
 from tests.helpers import ROOT, run_server, synth_speech, wav_bytes
@@ -136,8 +137,9 @@ async def test_bot_turns_and_wake_phrase_through_the_real_orchestrator(
     out = FakeOutput()
     with real_orchestrator(tmp_path, stage_url) as base:
         client = OrchestratorClient(base, retry=RetryPolicy(max_attempts=2, base_delay_s=0.01))
-        plain = UtteranceHandler(client)
-        gated = UtteranceHandler(client, wake_phrase="hey jarvis")
+        ids = SessionIds(b"test-secret")
+        plain = UtteranceHandler(client, sessions=ids)
+        gated = UtteranceHandler(client, wake_phrase="hey jarvis", sessions=ids)
         knobs.transcript = "what is the weather like"
         first = await plain.handle(utt, out)
         skipped = await gated.handle(utt, out)
@@ -147,7 +149,7 @@ async def test_bot_turns_and_wake_phrase_through_the_real_orchestrator(
         cough = await plain.handle(utt, out)
         await client.aclose()
     assert first.outcome == "played" and first.result is not None
-    assert first.result.session_id == "discord-5-6"
+    assert first.result.session_id == ids.of(5, 6)
     assert skipped.outcome == "no_wake_phrase"
     assert woken.outcome == "played" and woken.result is not None
     assert woken.result.transcript == "is it going to rain"  # the LLM got it without the phrase
