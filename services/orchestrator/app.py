@@ -63,7 +63,16 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         state.resources["session"] = session
         langchain = settings.llm_client == "langchain"
         # ChatOpenAI needs an httpx client; the stage calls go over the aiohttp session.
-        client = make_client(settings.default_timeout_s, max_connections=200) if langchain else None
+        client = (
+            make_client(
+                settings.default_timeout_s,
+                max_connections=200,
+                # LangChain reads chat completions (JSON) only: the same cap as the plain client.
+                max_response_bytes=settings.max_reply_json_bytes,
+            )
+            if langchain
+            else None
+        )
         state.resources["http"] = client
         flags = Flags(
             settings.enable_preprocessing,

@@ -24,6 +24,7 @@ from scripts.run_local import Mesh
 from services.kit.audio import from_pcm16
 from services.stt.app import build_app as build_stt
 from services.stt.settings import Settings as SttSettings
+from tests.e2e.conftest import ADMIN_KEY
 from tests.helpers import WHISPER_TINY_EN, run_server, synth_speech, wer
 from tests.wyoming_client import audio_events, client, read_until, wyoming_port
 
@@ -94,6 +95,9 @@ async def test_orchestrator_endpoint_answers_refuses_and_speaks(mesh):
     assert len(audio) / rate > 0.5
 
 
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
 @pytest.fixture
 def stt_backup(mesh, orch, pipelines_file: Path) -> Iterator[None]:
     """A second STT (Whisper tiny.en, in this process) as the transcribe pipeline's fallback."""
@@ -104,12 +108,12 @@ def stt_backup(mesh, orch, pipelines_file: Path) -> Iterator[None]:
         doc["providers"]["stt-backup"] = {"capability": "stt", "url": url, "timeout_s": 60}
         doc["pipelines"]["transcribe"][-1]["providers"] = ["stt-local", "stt-backup"]
         pipelines_file.write_text(yaml.safe_dump(doc, sort_keys=False))
-        assert orch.post("/admin/reload").status_code == 200
+        assert orch.post("/admin/reload", headers=ADMIN).status_code == 200
         try:
             yield
         finally:
             pipelines_file.write_text(original)
-            orch.post("/admin/reload")
+            orch.post("/admin/reload", headers=ADMIN)
 
 
 async def test_orchestrator_asr_survives_the_primary_stt_stopping(mesh, stt_backup):
