@@ -50,7 +50,9 @@ def test_file_change_reloads_and_bad_file_keeps_old(fakes, tmp_path):
         deadline = time.monotonic() + 10  # the watcher polls every 50 ms; CI may be busy
         while time.monotonic() < deadline:
             info = httpx.get(base + "/v1/pipelines").json()
-            if info["last_reload_error"]:
+            # write_text truncates, then writes: a poll in between reads an empty file and
+            # rejects that first ("must be a mapping"); wait for the finished file's verdict.
+            if "not valid YAML" in (info["last_reload_error"] or ""):
                 break
             time.sleep(0.05)
         assert info["config_version"] == 2 and "not valid YAML" in info["last_reload_error"]

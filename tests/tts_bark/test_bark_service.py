@@ -37,12 +37,17 @@ def piper_url():
 
 
 def bark_settings(model, fallback: str, **kw) -> Settings:
+    # A generous Bark timeout: on a loaded CI box the tiny model's generation passed the
+    # default 60 s and Piper answered, failing the tests that expect Bark. The timeout
+    # test sets its own.
+    base: dict[str, Any] = {"timeout_s": 600.0}
+    base.update(kw)
     return Settings(
         model=str(model),
         fallback_url=fallback,
         semantic_max_new_tokens=24,
         probe_interval_s=0.2,
-        **kw,
+        **base,
     )
 
 
