@@ -85,7 +85,7 @@ health: ## Readiness of every service on its host port (Docker or local runner)
 	$(PYTHON) -m scripts.health
 
 test: ## The whole test suite but the compose one (slow model and browser tests included)
-	$(PYTHON) -m pytest -q -p no:cacheprovider -m "not compose"
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m "not compose" --durations=15
 
 test-fast: ## Tests without the slow (model/server) ones
 	$(PYTHON) -m pytest -q -m "not slow and not browser and not compose"
