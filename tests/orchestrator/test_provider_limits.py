@@ -22,16 +22,21 @@ def _flooding_llm(mode: str, size: int) -> FastAPI:
         {"choices": [{"message": {"role": "assistant", "content": "x" * size}}]}
     ).encode()
 
-    async def forever() -> AsyncIterator[bytes]:
+    async def endless(request: Request) -> AsyncIterator[bytes]:
         yield b'{"choices": [{"message": {"role": "assistant", "content": "'
-        while True:  # never ends: only the reader's cap (or its timeout) stops it
+        # Far past any cap (64 MiB), yet bounded, and it stops when the reader hangs up: an
+        # unbounded generator kept a server thread spinning (GIL held) for the rest of the
+        # test session after the orchestrator dropped the connection, slowing every later test.
+        for _ in range(1024):
+            if await request.is_disconnected():
+                return
             yield b"x" * 65_536
 
     @app.post("/v1/chat/completions")
-    async def chat(_: Request) -> Response:
+    async def chat(request: Request) -> Response:
         if mode == "sized":
             return Response(big, media_type="application/json")
-        return StreamingResponse(forever(), media_type="application/json")
+        return StreamingResponse(endless(request), media_type="application/json")
 
     return app
 
