@@ -6,7 +6,13 @@ import asyncio
 
 from fastapi import FastAPI
 
-from services.guardrails.engine import TextClassifier, load_injection, load_toxicity, self_check
+from services.guardrails.engine import (
+    TextClassifier,
+    load_injection,
+    load_ngram,
+    load_toxicity,
+    self_check,
+)
 from services.guardrails.escalations import EscalationStore
 from services.guardrails.injection import InjectionRules
 from services.guardrails.metrics import GuardMetrics
@@ -37,6 +43,11 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         if toxicity is not None:
             await asyncio.to_thread(self_check, toxicity)
         state.resources["toxicity"] = toxicity
+        ngram = await asyncio.to_thread(load_ngram, cfg)
+        if ngram is not None:
+            await asyncio.to_thread(self_check, ngram[0])
+            details["injection_classifier"] = f"ngram (threshold {ngram[1]:.3f})"
+        state.resources["ngram"] = ngram
         injection: TextClassifier | None = await asyncio.to_thread(load_injection, cfg)
         if injection is not None:
             await asyncio.to_thread(self_check, injection)

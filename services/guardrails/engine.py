@@ -37,6 +37,25 @@ def load_toxicity(settings: Settings) -> TextClassifier | None:
     )
 
 
+def load_ngram(settings: Settings) -> tuple[TextClassifier, float] | None:
+    """The built-in n-gram injection classifier and its threshold (None when turned off)."""
+    if settings.injection_classifier == "none":
+        return None
+    from services.guardrails.backends.ngram import DEFAULT_PATH, NgramClassifier
+
+    path = settings.injection_ngram_path or str(DEFAULT_PATH)
+    try:
+        clf = NgramClassifier.load(path)
+    except FileNotFoundError as exc:
+        raise RuntimeError(
+            f"injection classifier artefact {path} is missing: run "
+            "`python scripts/train_injection_classifier.py`, or set "
+            "GUARD_INJECTION_CLASSIFIER=none to run on rules alone"
+        ) from exc
+    threshold = settings.injection_ngram_threshold
+    return clf, clf.threshold if threshold is None else threshold
+
+
 def load_injection(settings: Settings) -> TextClassifier | None:
     """Load the optional prompt-injection classifier (blocking; None when not configured)."""
     if not settings.injection_model:

@@ -15,7 +15,8 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"(ignore|disregard|forget|skip|bypass|override|discard|abandon|neglect|drop) "
         r"(all |any |every |each )?(of )?(the |your |my |these |those |its )?"
         r"(previous|prior|above|earlier|preceding|original|initial|system|old|existing|safety|"
-        r"default|developer|current|given|foregoing) "
+        r"default|developer|current|given|foregoing)"
+        r"( (and|or|&) (following|subsequent|next|later|future|other|all|any) )? "
         r"(instructions?|prompts?|rules|directions|guidelines|commands|directives|programming|"
         r"constraints|restrictions|guardrails|polic(y|ies)|orders|guidance)",
         r"(ignore|disregard|forget) (all |any )?(of )?(your|the) (instructions|rules|guidelines|"
@@ -26,6 +27,18 @@ _RAW_PATTERNS: dict[str, list[str]] = {
         r"restrictions|safety|system prompt|training|settings|protocols)",
         r"(do not|dont|stop) (follow|following|obey|obeying) (your|the|any) (previous |prior |"
         r"original |system )?(instructions|rules|guidelines|programming)",
+    ],
+    "hijack": [
+        # "STOP EVERYTHING!!! NOW!!! JUST PRINT ...", "nevermind, ignore that and say ...":
+        # an interruption followed by an order to say or print something.
+        r"stop everything (now )?(and )?(just |instead |only |simply )*(say|print|output|write|"
+        r"type|repeat|respond|reply|spell)",
+        r"(ignore|disregard|forget) (any|all|every|the) (previous|prior|preceding|above|earlier) "
+        r"(and|or) (following|subsequent|next|later)",
+        r"(ignore|disregard|forget) (that|this|it|everything|the above|what i said|my (last|"
+        r"previous) (message|request|question)) (and |then |instead |now |just )+(say|print|"
+        r"output|write|type|repeat|respond with|reply with|spell)",
+        r"(never ?mind|nevermind)(,| )? (ignore|disregard|forget) ",
     ],
     "prompt_leak": [
         r"(reveal|show|print|repeat|display|output|leak|dump|expose|tell|give|write out|recite|"
@@ -96,6 +109,13 @@ _MARKER_PATTERNS: dict[str, list[str]] = {
         r"<<\s*sys\s*>>",
         r"#{2,}\s*(system|instruction|new instructions)",
         r"(system|admin|developer)\s+override\s*[:!]",
+    ],
+    "hijack": [
+        # A shouted interruption then an order to print a quoted phrase.
+        r"(stop|halt|cancel)\s+(everything|all)\W{0,12}(now\W{0,12})?(just\s+)?(say|print|"
+        r"output|write|type|repeat)\b",
+        r"\b(instead|now|just)\s*,?\s*(say|print|output|write|type)\s*:?\s*[\"\u201c'\u2018]"
+        r"[^\"\u201d]{1,120}[\"\u201d'\u2019]\s*(and|,)?\s*(nothing|no)\s+(else|more|other)",
     ],
 }
 

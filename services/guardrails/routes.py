@@ -13,17 +13,19 @@ from slowapi import Limiter
 from services.guardrails.engine import TextClassifier
 from services.guardrails.escalations import EscalationStore
 from services.guardrails.injection import InjectionRules
+from services.guardrails.input_check import decode_all, scan_rules
 from services.guardrails.metrics import GuardMetrics
 from services.guardrails.normalize import strip_invisible
+from services.guardrails.output_checks import canary_leaked, obeyed
 from services.guardrails.pii import redact
 from services.guardrails.schemas import (
     EscalationIn,
     EscalationOut,
     InputIn,
     InputVerdict,
+    OutputIn,
     OutputVerdict,
     RedactionOut,
-    TextIn,
 )
 from services.guardrails.settings import Settings
 from services.kit import ApiError, ServiceState
@@ -76,6 +78,20 @@ def _check_history(history: list[str], settings: Settings) -> None:
         )
 
 
+def _model(state: ServiceState, settings: Settings) -> tuple[TextClassifier, float] | None:
+    model: TextClassifier | None = state.resources.get("injection")
+    return (model, settings.injection_threshold) if model is not None else None
+
+
+def _request_checks(body: OutputIn) -> str | None:
+    """'canary_leak' or 'target_phrase' when the reply does what an attack wanted, else None."""
+    if body.canary and canary_leaked(body.text, body.canary):
+        return "canary_leak"
+    if body.input and obeyed(body.text, body.input):
+        return "target_phrase"
+    return None
+
+
 def build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
     """The guardrails routes, each limited by `rate_limit` on `limiter`."""
     router = APIRouter(tags=["guardrails"])
@@ -102,30 +118,42 @@ def build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
             if len(users) >= 2 and len(users) - 1 < len(history):
                 scanned += "\n\n" + "\n".join(users)
         started = time.perf_counter()
-        # Up to ~30 ms on a 4,000-char text: off the event loop so health checks stay quick.
-        match = await asyncio.to_thread(rules.check, scanned)
+        # Rules over the text, then over what hides in it (Base64, hex, ROT13, tag characters):
+        # up to ~30 ms on a 4,000-char text, so off the event loop; decoding reads the raw
+        # texts because tag characters are invisible format characters `sanitized` drops.
+        decoded = await asyncio.to_thread(decode_all, [body.text, *history])
+        finding = await asyncio.to_thread(scan_rules, rules, scanned, decoded)
         metrics.latency.labels("input_rules").observe(time.perf_counter() - started)
-        if match is not None:
+        if finding is not None:
             metrics.blocks.labels("prompt_injection").inc()
             return InputVerdict(
                 safe=False,
-                reason=f"prompt_injection:{match.category}",
+                reason=finding.reason,
+                detail=finding.detail,
                 sanitized=sanitized,
                 history_checked=checked,
             )
-        classifier: TextClassifier | None = state.resources.get("injection")
         texts = [t for t in (sanitized, *map(strip_invisible, history)) if t.strip()]
-        if classifier is not None and texts:
+        texts += [d for _, d in decoded]
+        encodings = [None] * (len(texts) - len(decoded)) + [e for e, _ in decoded]
+        classifiers = [c for c in (state.resources.get("ngram"), _model(state, settings)) if c]
+        for classifier, threshold in classifiers:
+            if not texts:
+                break
             work: WorkLimiter = state.resources["work"]
             started = time.perf_counter()
             # One batch for every text: one queue slot and one forward pass per request.
-            score = max(await work.run(classifier.scores, texts))
+            scores = await work.run(classifier.scores, texts)
             metrics.latency.labels("injection_classifier").observe(time.perf_counter() - started)
-            if score >= settings.injection_threshold:
+            best = max(range(len(scores)), key=scores.__getitem__)
+            if scores[best] >= threshold:
                 metrics.blocks.labels("injection_classifier").inc()
+                where = f" in text decoded from {encodings[best]}" if encodings[best] else ""
                 return InputVerdict(
                     safe=False,
                     reason="prompt_injection:classifier",
+                    detail=f"{classifier.engine} score {scores[best]:.2f} >= {threshold:.2f}"
+                    + where,
                     sanitized=sanitized,
                     history_checked=checked,
                 )
@@ -133,11 +161,23 @@ def build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
 
     @router.post("/validate/output", response_model=OutputVerdict)
     @limiter.limit(rate_limit)
-    async def validate_output(request: Request, body: TextIn) -> OutputVerdict:
-        """Redact PII, then block toxic text above the threshold."""
+    async def validate_output(request: Request, body: OutputIn) -> OutputVerdict:
+        """Block canary leaks and target-phrase obedience, redact PII, block toxic text."""
         state, settings = _ready_state(request)
         _check_length(body.text, settings.max_output_chars)
+        if body.input is not None:
+            _check_length(body.input, settings.max_input_chars)
         metrics: GuardMetrics = state.resources["metrics"]
+        refused = _request_checks(body)
+        if refused is not None:
+            metrics.blocks.labels(refused).inc()
+            return OutputVerdict(
+                safe=False,
+                reason=refused,
+                filtered=settings.blocked_output_message,
+                redactions=[],
+                toxicity=None,
+            )
         started = time.perf_counter()
         filtered, found = await asyncio.to_thread(redact, strip_invisible(body.text))
         metrics.latency.labels("pii").observe(time.perf_counter() - started)

@@ -49,11 +49,31 @@ def _is_user(item: HistoryItem | str) -> bool:
     return isinstance(item, str) or item.role == "user"
 
 
+class OutputIn(TextIn):
+    """/validate/output: the reply, and what the caller knows of the request that produced it."""
+
+    input: StrictStr | None = Field(
+        None,
+        description="The user's text the reply answers: a reply that repeats a quoted phrase "
+        "the input ordered it to say, next to a hijack cue, is blocked (target_phrase).",
+    )
+    canary: StrictStr | None = Field(
+        None,
+        max_length=200,
+        description="The secret placed in the system prompt; a reply containing it is blocked.",
+    )
+
+
 class InputVerdict(BaseModel):
     """Result of /validate/input."""
 
     safe: bool
     reason: str | None = Field(description="Why the text was blocked (rule family), or null.")
+    detail: str | None = Field(
+        None,
+        description="Where the block was found: 'decoded from base64', 'history', a "
+        "classifier score; never the user's text.",
+    )
     sanitized: str = Field(description="The text without control or invisible characters.")
     history_checked: int = Field(
         0, description="How many `history` texts were checked (callers verify it)."
@@ -71,7 +91,10 @@ class OutputVerdict(BaseModel):
     """Result of /validate/output."""
 
     safe: bool
-    reason: str | None = Field(description="'toxicity' when blocked, 'pii_redacted', or null.")
+    reason: str | None = Field(
+        description="'canary_leak', 'target_phrase' or 'toxicity' when blocked, "
+        "'pii_redacted', or null."
+    )
     filtered: str = Field(description="Text safe to show: PII redacted, or the blocked message.")
     redactions: list[RedactionOut]
     toxicity: float | None = Field(description="Toxicity score, null when no backend runs.")

@@ -51,6 +51,21 @@ class Settings(ServiceSettings):
     toxicity_max_tokens: int = Field(
         512, gt=0, description="Tokens the transformers classifier reads; longer text is cut."
     )
+    injection_classifier: Literal["ngram", "none"] = Field(
+        "ngram",
+        description="Built-in injection classifier: ngram (the shipped TF-IDF model) or none "
+        "(rules only). A missing ngram artefact keeps the service unready.",
+    )
+    injection_ngram_path: str = Field(
+        "", description="n-gram classifier artefact; empty = the one shipped with the service."
+    )
+    injection_ngram_threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Score at or above which the n-gram classifier blocks; unset = the "
+        "threshold calibrated at training time (stored in the artefact).",
+    )
     injection_model: str = Field(
         "",
         description="Optional prompt-injection classifier (hub id or dir); empty = rules only.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -93,6 +94,9 @@ class RunResult:
     tts_engine: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     records: list[StageRecord] = field(default_factory=list)
+    # Per-request secret put into the system prompt when the output is guarded: a reply that
+    # contains it leaked the prompt, and the output guard refuses it (canary_leak).
+    canary: str = field(default_factory=lambda: "cnry-" + secrets.token_hex(8))
 
     @property
     def stages(self) -> list[dict[str, Any]]:
@@ -381,10 +385,24 @@ class Runner:
         result: RunResult,
     ) -> dict[str, Any] | None:
         history = inp.context if direction == "input" else ()
+        # The output check also gets what the user asked (a reply that obeys a quoted "just say
+        # X" is refused) and the canary of the system prompt.
+        request: dict[str, str] = {}
+        if direction == "output":
+            request = {"canary": result.canary}
+            asked = inp.text if inp.text is not None else result.transcript
+            if asked:
+                request["input"] = asked
 
         async def call(_: str, prov: ProviderConfig, timeout_s: float) -> dict[str, Any]:
             return await self.stages.validate(
-                prov, direction, text, timeout_s, history=history, end_user=inp.identity
+                prov,
+                direction,
+                text,
+                timeout_s,
+                history=history,
+                end_user=inp.identity,
+                request=request,
             )
 
         verdict: dict[str, Any] | None = await self._stage(runtime, pipe, stage, call, result)
@@ -400,7 +418,10 @@ class Runner:
         result: RunResult,
     ) -> None:
         history = inp.history if inp.history is not None else await self.store.load(inp.store_key)
-        messages = build_messages(runtime.loaded.file.system_prompt.text, history, text)
+        system = runtime.loaded.file.system_prompt.text
+        if pipe.has("guard_output"):
+            system = f"<!-- {result.canary} -->\n{system}"  # the canary, as Rebuff places it
+        messages = build_messages(system, history, text)
 
         async def call(name: str, prov: ProviderConfig, timeout_s: float) -> Answer:
             # Tools go only to providers that declare they support them.

@@ -286,6 +286,7 @@ async def chat_completions(
     extra = {
         "session_id": result.session_id,
         "blocked": result.blocked,
+        "block_reason": result.block_reason,
         "prompt_version": result.prompt_version,
         "stages": result.stages,
     }

@@ -239,13 +239,15 @@ class StageClient:
         *,
         history: tuple[tuple[str, str], ...] = (),
         end_user: str | None = None,
+        request: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """POST /validate/input or /validate/output; returns the verdict.
 
         `history`: the request's earlier (role, text) pairs, checked in the same call; a provider
         that does not say it checked them all has not, and counts as failed (never unguarded).
+        `request`: extra fields for the check (the output check's `input` and `canary`).
         """
-        payload: dict[str, Any] = {"text": text}
+        payload: dict[str, Any] = {**(request or {}), "text": text}
         if history:
             payload["history"] = [{"role": role, "text": said} for role, said in history]
         headers = _headers(prov)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import base64
 import time
 
@@ -60,7 +62,15 @@ def test_voice_pipeline_runs_all_six_stages(fakes, tmp_path):
         assert tts_req["voice"] == "nova" and tts_req["response_format"] == "wav"
         llm_req = next(q for q in fakes["primary"].knobs.requests if q["endpoint"] == "llm")
         assert llm_req["temperature"] == 0.2
-        assert llm_req["messages"][0] == {"role": "system", "content": "You are a test assistant."}
+        # The system prompt carries the request's canary, which the output guard is given.
+        system = llm_req["messages"][0]
+        canary = re.fullmatch(
+            r"<!-- (cnry-[0-9a-f]{16}) -->\nYou are a test assistant\.", system["content"]
+        )
+        assert system["role"] == "system" and canary is not None
+        out_req = next(q for q in fakes["third"].knobs.requests if q["endpoint"] == "guard_output")
+        assert out_req["canary"] == canary.group(1)
+        assert out_req["input"] == "what is the weather like"
 
         r = httpx.post(
             base + "/v1/voice?response_format=wav",
