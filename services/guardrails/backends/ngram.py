@@ -16,7 +16,7 @@ from typing import Any
 
 from services.guardrails.normalize import marker_view
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "injection_ngram.json.gz"
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "artefacts" / "injection_ngram.json.gz"
 WINDOW_CHARS = 600
 STRIDE_CHARS = 300
 
