@@ -29,6 +29,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -54,7 +55,15 @@ OWN_DATA = ROOT / "tests" / "guardrails" / "data"
 LOG_DIR = ROOT / "artifacts" / "eval-guardrails-logs"
 API_KEY = "eval-guardrails-key"
 MESH = ["llm-flan", "guardrails", "orchestrator"]
-E2E_BENIGN = 120  # benign prompts sent end to end (fixed, seeded choice)
+E2E_BENIGN = 60  # benign prompts sent end to end (an evenly spaced, fixed choice)
+E2E_PER_FAMILY = 30  # attacks per family sent end to end (~5 s each through the real LLM)
+
+
+def spread(rows: list[Sample], n: int) -> list[Sample]:
+    """`n` rows evenly spaced through `rows` (all of them when fewer): a fixed sample."""
+    if len(rows) <= n:
+        return rows
+    return [rows[i * len(rows) // n] for i in range(n)]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -346,7 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--code", default="this branch", help="what code was measured (for the doc)")
     ap.add_argument("--no-e2e", action="store_true", help="guard alone only (no mesh)")
     ap.add_argument("--assemble-only", action="store_true")
+    ap.add_argument("-n", type=int, default=E2E_PER_FAMILY, help="attacks per family end to end")
     args = ap.parse_args(argv)
+    # A stop (SIGTERM) unwinds like Ctrl-C, so the mesh's processes are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not args.assemble_only:
         started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         mach = machine()
@@ -367,8 +379,11 @@ def main(argv: list[str] | None = None) -> int:
         result["checks"] = phase_checks([*attacks, *benign])
         if not args.no_e2e:
             print("end to end ...", flush=True)
-            e2e_benign = benign[:: max(1, len(benign) // E2E_BENIGN)][:E2E_BENIGN]
-            result["e2e"] = phase_e2e(attacks, e2e_benign)
+            families = sorted({s.family for s in attacks})
+            e2e_attacks = [
+                s for f in families for s in spread([a for a in attacks if a.family == f], args.n)
+            ]
+            result["e2e"] = phase_e2e(e2e_attacks, spread(benign, E2E_BENIGN))
         OUT_DIR.mkdir(parents=True, exist_ok=True)
         (OUT_DIR / f"{args.label}.json").write_text(json.dumps(result, indent=1) + "\n")
     OUT_MD.write_text(assemble())

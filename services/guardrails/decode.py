@@ -38,8 +38,9 @@ def _readable(raw: bytes) -> str | None:
     if len(text) < _MIN_DECODED:
         return None
     printable = sum(ch.isprintable() or ch in "\n\t" for ch in text)
-    letters = sum(ch.isalpha() for ch in text)
-    if printable < 0.95 * len(text) or letters < 0.5 * len(text.replace(" ", "")):
+    # Letters or digits: a payload may itself be hex or Base64 (decoded again one level down).
+    alnum = sum(ch.isalnum() for ch in text)
+    if printable < 0.95 * len(text) or alnum < 0.5 * len(text.replace(" ", "")):
         return None
     return text
 

@@ -45,7 +45,7 @@ def load_ngram(settings: Settings) -> tuple[TextClassifier, float] | None:
 
     path = settings.injection_ngram_path or str(DEFAULT_PATH)
     try:
-        clf = NgramClassifier.load(path)
+        clf = NgramClassifier.load(path, settings.injection_min_chars)
     except FileNotFoundError as exc:
         raise RuntimeError(
             f"injection classifier artefact {path} is missing: run "

@@ -66,6 +66,13 @@ class Settings(ServiceSettings):
         description="Score at or above which the n-gram classifier blocks; unset = the "
         "threshold calibrated at training time (stored in the artefact).",
     )
+    injection_min_chars: int = Field(
+        120,
+        ge=0,
+        description="Shortest text the n-gram classifier scores; shorter ones are left to the "
+        "rules (the classifier mistakes short questions about prompts or instructions for "
+        "attacks: docs/services/guardrails.md).",
+    )
     injection_model: str = Field(
         "",
         description="Optional prompt-injection classifier (hub id or dir); empty = rules only.",

@@ -70,6 +70,7 @@ def test_injection_classifier_softmax_blocks(toxic_server: str) -> None:
         "reason": "prompt_injection:classifier",
         "sanitized": "What is the capital of Peru?",
         "history_checked": 0,
+        "detail": "transformers score 0.99 >= 0.90",
     }
 
 

@@ -33,11 +33,12 @@ class NgramClassifier:
 
     engine = "ngram"
 
-    def __init__(self, artefact: dict[str, Any], model: str) -> None:
+    def __init__(self, artefact: dict[str, Any], model: str, min_chars: int = 0) -> None:
         import numpy as np
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.model = model
+        self.min_chars = min_chars
         self.threshold = float(artefact["threshold"])
         self.meta: dict[str, Any] = artefact.get("meta", {})
         self._vectorizers = []
@@ -58,13 +59,13 @@ class NgramClassifier:
         self._bias = float(artefact["intercept"])
 
     @classmethod
-    def load(cls, path: str | Path) -> NgramClassifier:
+    def load(cls, path: str | Path, min_chars: int = 0) -> NgramClassifier:
         """Load an artefact file (FileNotFoundError when it is missing)."""
         with gzip.open(Path(path), "rt", encoding="utf-8") as f:
             artefact = json.load(f)
         if artefact.get("format") != "guardrails-ngram-v1":
             raise ValueError(f"{path} is not a guardrails n-gram artefact")
-        return cls(artefact, str(path))
+        return cls(artefact, str(path), min_chars)
 
     @classmethod
     def load_default(cls) -> NgramClassifier:
@@ -79,11 +80,16 @@ class NgramClassifier:
         return [1.0 / (1.0 + math.exp(-z)) for z in total]
 
     def scores(self, texts: list[str]) -> list[float]:
-        """One score per text: the highest over its windows, on the folded text."""
+        """One score per text: the highest over its windows, on the folded text.
+
+        Texts shorter than `min_chars` score 0: the TUNE data has almost no short benign text
+        that mentions instructions, systems or prompts, so on short questions the model
+        mistakes the topic for an attack; short texts are left to the rules.
+        """
         spans: list[tuple[int, int]] = []
         flat: list[str] = []
         for text in texts:
-            parts = windows(marker_view(text))
+            parts = windows(marker_view(text)) if len(text.strip()) >= self.min_chars else []
             spans.append((len(flat), len(flat) + len(parts)))
             flat.extend(parts)
         raw = self._raw(flat) if flat else []
