@@ -15,7 +15,7 @@ EXTRAS := stt,tts,bark,llm,denoise,rnnoise,guardrails,orchestrator,ui,discord,of
 APT_PACKAGES := redis-server prometheus chromium espeak-ng sox ffmpeg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps install models run demo up down logs health test test-fast lint format bench compose-check clean env docker-engine base-image wheels models-docker compose-build compose-up compose-down compose-test
+.PHONY: eval-guardrails guard-classifier help setup system-deps install models run demo up down logs health test test-fast lint format bench compose-check clean env docker-engine base-image wheels models-docker compose-build compose-up compose-down compose-test
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -113,6 +113,12 @@ compose-check: ## Validate the compose files and overlays with the real compose 
 	$(CHECK_ENV) docker-compose -f docker-compose.yml -f docker-compose.enhanced.yml -f docker-compose.debug.yml config -q
 	$(CHECK_ENV) docker-compose -f docker-compose.yml -f docker-compose.offline.yml -f docker-compose.wyoming.yml config -q
 	@! env -u ORCHESTRATOR_API_KEYS docker-compose --env-file /dev/null -f docker-compose.yml config -q 2>/dev/null || { echo "compose started without ORCHESTRATOR_API_KEYS"; exit 1; }
+
+eval-guardrails: ## Held-out guardrails evaluation (public attack/benign corpora, guard + local mesh) -> docs/guardrails-eval.md
+	$(PYTHON) benchmarks/eval_guardrails.py --label after
+
+guard-classifier: ## Retrain the guardrails' n-gram injection classifier from the public TUNE data
+	$(PYTHON) scripts/train_injection_classifier.py
 
 bench: ## Run every benchmark and write docs/benchmarks.md
 	$(PYTHON) scripts/bench_all.py

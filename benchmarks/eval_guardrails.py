@@ -348,6 +348,29 @@ def assemble() -> str:
     return "\n".join(lines) + "\n"
 
 
+SLICE = OWN_DATA / "heldout_slice.jsonl"
+SLICE_PER_FAMILY = 10
+
+
+def write_slice() -> None:
+    """The fixed held-out slice CI checks (tests/guardrails/test_heldout_slice.py)."""
+    held = load().heldout
+    rows: list[Sample] = []
+    for fam in sorted({s.family for s in held}):
+        group = [s for s in held if s.family == fam]
+        # Twice as many benign rows: a false-positive rate needs more of them.
+        rows += spread(group, SLICE_PER_FAMILY * (1 if group[0].attack else 2))
+    with SLICE.open("w") as f:
+        for s in rows:
+            f.write(
+                json.dumps(
+                    {"text": s.text, "family": s.family, "attack": s.attack, "source": s.source}
+                )
+                + "\n"
+            )
+    print(f"wrote {len(rows)} rows to {SLICE}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the phases and write the JSON and the doc."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -355,10 +378,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--code", default="this branch", help="what code was measured (for the doc)")
     ap.add_argument("--no-e2e", action="store_true", help="guard alone only (no mesh)")
     ap.add_argument("--assemble-only", action="store_true")
+    ap.add_argument("--write-slice", action="store_true", help="write the CI slice and stop")
     ap.add_argument("-n", type=int, default=E2E_PER_FAMILY, help="attacks per family end to end")
     args = ap.parse_args(argv)
     # A stop (SIGTERM) unwinds like Ctrl-C, so the mesh's processes are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.write_slice:
+        write_slice()
+        return 0
     if not args.assemble_only:
         started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         mach = machine()
