@@ -21,6 +21,8 @@ from tests.guardrails.conftest import make_settings
 from tests.helpers import run_server
 from tests.orchestrator.conftest import config_doc, orchestrator, write_config
 
+pytestmark = pytest.mark.slow  # real servers
+
 
 def complying_llm() -> FastAPI:
     """An OpenAI-compatible fake LLM that obeys whatever the user asks."""
