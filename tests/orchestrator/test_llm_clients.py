@@ -33,7 +33,11 @@ def test_request_shape_history_and_usage(fakes, tmp_path, client):
         assert r.json()["response"] == "[primary] seen: first question | second question"
         sent = [q for q in fakes["primary"].knobs.requests if q["endpoint"] == "llm"][-1]
         assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "user"]
-        assert sent["messages"][0]["content"] == "You are a test assistant."
+        # The orchestrator's prompt, led by the request's canary (guard_output checks for it).
+        system = sent["messages"][0]["content"]
+        assert system.startswith("<!-- cnry-") and system.endswith(
+            " -->\nYou are a test assistant."
+        )
         assert sent["temperature"] == 0.2  # the stage's options reach the provider
         assert sent["model"] == "default" and not sent.get("stream")
         chat = httpx.post(
