@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import sys
@@ -395,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         benign = [s for s in held if not s.attack] + own_benign()
         result: dict[str, Any] = {
             "label": args.label,
-            "command": "python " + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "command": "python benchmarks/eval_guardrails.py " + shlex.join(sys.argv[1:]),
             "date": started,
             "machine": mach,
             "code": args.code,
