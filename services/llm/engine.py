@@ -38,6 +38,13 @@ class GenerationParams:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    # OpenAI's additive penalties on tokens already generated (count-scaled / once).
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    # The engines' own controls: CTRL-style multiplicative penalty (None = derive it from the
+    # OpenAI penalties where the engine has nothing closer) and a banned repeated n-gram size.
+    repetition_penalty: float | None = None
+    no_repeat_ngram_size: int = 0
 
 
 @dataclass

@@ -19,6 +19,7 @@ from services.llm.engine import ChatEngine, ContextLengthExceeded, PreparedPromp
 from services.llm.generation import GenerationRunner, RunResult
 from services.llm.schemas import ChatCompletionRequest, to_messages, to_params, to_stops
 from services.llm.settings import Settings
+from services.llm.stops import cut_at_sentence_end
 
 log = logging.getLogger("llm.routes")
 router = APIRouter()
@@ -106,6 +107,9 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
         text = "".join([piece async for piece in chunks])
     finally:
         await chunks.aclose()
+    if result.finish_reason == "length" and settings.cut_at_sentence:
+        # A reply that ran out of tokens is spoken aloud: end it where a sentence ends.
+        text = cut_at_sentence_end(text)
     return JSONResponse(
         {
             "id": completion_id,

@@ -53,6 +53,11 @@ class ChatCompletionRequest(BaseModel):
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     tools: list[dict[str, Any]] | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    # Not OpenAI fields (vLLM and text-generation-inference take the same names).
+    repetition_penalty: float | None = None
+    no_repeat_ngram_size: int | None = None
 
 
 def _content_text(msg: MessageIn, index: int) -> str:
@@ -150,8 +155,39 @@ def to_params(req: ChatCompletionRequest, settings: Settings) -> GenerationParam
         raise ApiError(
             400, "top_p must be greater than 0 and at most 1", param="top_p", code="invalid_top_p"
         )
+    penalties = {
+        "frequency_penalty": req.frequency_penalty,
+        "presence_penalty": req.presence_penalty,
+    }
+    for name, value in penalties.items():
+        if value is not None and not -2.0 <= value <= 2.0:
+            raise ApiError(
+                400, f"{name} must be between -2 and 2", param=name, code=f"invalid_{name}"
+            )
+    if req.repetition_penalty is not None and not 0.0 < req.repetition_penalty <= 10.0:
+        raise ApiError(
+            400,
+            "repetition_penalty must be greater than 0 and at most 10 (1 = off)",
+            param="repetition_penalty",
+            code="invalid_repetition_penalty",
+        )
+    ngram = req.no_repeat_ngram_size
+    if ngram is not None and not 0 <= ngram <= settings.max_no_repeat_ngram_size:
+        raise ApiError(
+            400,
+            f"no_repeat_ngram_size must be between 0 and {settings.max_no_repeat_ngram_size}",
+            param="no_repeat_ngram_size",
+            code="invalid_no_repeat_ngram_size",
+        )
     return GenerationParams(
-        max_new_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=req.seed
+        max_new_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=req.seed,
+        frequency_penalty=req.frequency_penalty or 0.0,
+        presence_penalty=req.presence_penalty or 0.0,
+        repetition_penalty=req.repetition_penalty,
+        no_repeat_ngram_size=ngram or 0,
     )
 
 

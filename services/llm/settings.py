@@ -82,6 +82,14 @@ class Settings(ServiceSettings):
         32_000, ge=1, description="Most characters across all message contents (400 beyond)."
     )
     max_stop_sequences: int = Field(4, ge=0, description="Most stop sequences per request.")
+    max_no_repeat_ngram_size: int = Field(
+        16, ge=0, description="Largest no_repeat_ngram_size a request may ask for (400 beyond)."
+    )
+    cut_at_sentence: bool = Field(
+        True,
+        description="When max_tokens runs out, end a (non-streamed) reply after its last "
+        "complete sentence instead of mid-word; finish_reason stays `length`.",
+    )
     max_concurrency: int = Field(1, ge=1, description="Generations that run at the same time.")
     max_queue: int = Field(8, ge=0, description="Requests that may wait for a slot; 429 beyond.")
     stream_idle_timeout_s: float = Field(

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+
+# A sentence ends at . ! ? or … (closing quotes/brackets may follow) before a space or the end;
+# "3.5" or "e.g.x" do not end one, "Dr. Smith" does (a rare cut too early, never mid-word).
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s|$)")
+
+
+def cut_at_sentence_end(text: str) -> str:
+    """The text up to its last complete sentence; unchanged when it has none."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]] if ends else text
 
 
 class StopScanner:

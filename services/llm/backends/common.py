@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.llm.engine import ChatMessage, PreparedPrompt
+from services.llm.engine import ChatMessage, GenerationParams, PreparedPrompt
 from services.llm.prompts import fit_messages, flan_prompt
 
 log = logging.getLogger("llm.backends")
@@ -64,6 +64,25 @@ def pick_engine(engine: str, spec: str) -> str:
     if engine != "auto":
         return engine
     return "ctranslate2" if is_ct2_model_dir(spec) else "transformers"
+
+
+# OpenAI penalty sum → CTRL-style multiplicative penalty where an engine has only the latter:
+# frequency_penalty 0.5 → 1.1, the value that ended SmolLM2's loops (docs/quality.md).
+CTRL_PER_OPENAI_PENALTY = 0.2
+CTRL_PENALTY_RANGE = (0.5, 2.0)
+
+
+def ctrl_repetition_penalty(params: GenerationParams) -> float:
+    """The multiplicative repetition penalty for `params` (1.0 = off).
+
+    An explicit `repetition_penalty` wins; otherwise OpenAI's additive frequency/presence
+    penalties are approximated: 1 + 0.2 × (frequency + presence), within 0.5–2.0.
+    """
+    if params.repetition_penalty is not None:
+        return params.repetition_penalty
+    raw = 1.0 + CTRL_PER_OPENAI_PENALTY * (params.frequency_penalty + params.presence_penalty)
+    low, high = CTRL_PENALTY_RANGE
+    return min(max(raw, low), high)
 
 
 class PromptRenderer:

@@ -16,6 +16,7 @@ from services.llm.backends.common import (
     CT2_WEIGHTS,
     IncrementalDetokenizer,
     PromptRenderer,
+    ctrl_repetition_penalty,
     resolve_model,
 )
 from services.llm.engine import ChatMessage, GenerationOutcome, GenerationParams, PreparedPrompt
@@ -262,7 +263,12 @@ class CTranslate2ChatEngine:
         self, model: Any, input_ids: list[int], params: GenerationParams
     ) -> Generator[Any, None, None]:
         tokens: list[str] = self.tokenizer.convert_ids_to_tokens(input_ids)
-        options: dict[str, Any] = {"end_token": sorted(self.eos_ids) or None}
+        options: dict[str, Any] = {
+            "end_token": sorted(self.eos_ids) or None,
+            # CTranslate2 has no additive OpenAI penalties: its CTRL penalty stands in for them.
+            "repetition_penalty": ctrl_repetition_penalty(params),
+            "no_repeat_ngram_size": params.no_repeat_ngram_size,
+        }
         if params.temperature > 0:
             # sampling_topk=0: sample from the whole distribution (as transformers' top_k=0).
             options.update(

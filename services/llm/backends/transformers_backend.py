@@ -101,6 +101,7 @@ class TransformersChatEngine:
             "stopping_criteria": _stopping_criteria(should_stop),
             "pad_token_id": self.pad_id,
         }
+        kwargs.update(_repetition_controls(params, len(prompt.input_ids), self.is_seq2seq))
         if params.temperature > 0:
             kwargs.update(
                 do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0
@@ -157,6 +158,44 @@ def _make_streamer(tokenizer: Any, on_text: Callable[[str], None]) -> Any:
             self.text.finish()
 
     return TokenStreamer()
+
+
+def _repetition_controls(
+    params: GenerationParams, prompt_len: int, seq2seq: bool
+) -> dict[str, Any]:
+    """generate() arguments for the request's repetition controls (none when all are off)."""
+    out: dict[str, Any] = {}
+    if params.repetition_penalty is not None and params.repetition_penalty != 1.0:
+        out["repetition_penalty"] = params.repetition_penalty
+    if params.no_repeat_ngram_size > 0:
+        out["no_repeat_ngram_size"] = params.no_repeat_ngram_size
+    if params.frequency_penalty or params.presence_penalty:
+        from transformers import LogitsProcessorList
+
+        # Causal input_ids hold the prompt first; only the reply's tokens are penalised (OpenAI).
+        start = 1 if seq2seq else prompt_len
+        out["logits_processor"] = LogitsProcessorList(
+            [_openai_penalties(params.frequency_penalty, params.presence_penalty, start)]
+        )
+    return out
+
+
+def _openai_penalties(frequency: float, presence: float, start: int) -> Any:
+    import torch
+    from transformers import LogitsProcessor
+
+    class OpenAIPenalties(LogitsProcessor):  # type: ignore[misc]
+        """OpenAI's rule: logit -= count × frequency_penalty + (count > 0) × presence_penalty."""
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            generated = input_ids[:, start:]
+            if generated.shape[1] == 0:
+                return scores
+            counts = torch.zeros_like(scores)
+            counts.scatter_add_(1, generated, torch.ones_like(generated, dtype=scores.dtype))
+            return scores - counts * frequency - (counts > 0).to(scores.dtype) * presence
+
+    return OpenAIPenalties()
 
 
 def _stopping_criteria(should_stop: Callable[[], bool]) -> Any:

@@ -1,0 +1,1 @@
+"""The spoken question → spoken answer evaluation (`make eval`, docs/quality.md)."""
