@@ -149,14 +149,15 @@ def test_a_slow_replica_gets_fewer_calls_than_its_fast_siblings(tmp_path: Path):
             tmp_path, f"http://llm.test:{reps.port}", f"http://guard.test:{guard.port}"
         )
         resolver = static_resolver({"llm.test": LOOPBACKS, "guard.test": ["127.0.0.1"]})
-        reps.knobs["127.0.0.3"].latency_s = 1.0
+        reps.knobs["127.0.0.3"].latency_s = 2.0
         with orchestrator(path, resolver) as base:
             results = _many(lambda i: ask(base, f"hi {i}", session_id=f"s{i}"), 40, workers=4)
             assert all(r.status_code == 200 for r in results)
             calls = reps.calls("llm")
-            # Least outstanding: the slow one holds a call for a second while its siblings
-            # serve many; round-robin would give each a third.
-            assert calls["127.0.0.3"] < min(calls["127.0.0.1"], calls["127.0.0.2"]) / 2, calls
+            # Least outstanding: the slow one holds a call for two seconds while its siblings
+            # serve many; round-robin would give each a third (on a loaded box the fast ones
+            # are not that fast: 8 against 15 and 17 was seen with a 1 s delay).
+            assert calls["127.0.0.3"] <= 0.6 * min(calls["127.0.0.1"], calls["127.0.0.2"]), calls
 
 
 def test_a_dead_replica_is_skipped_and_no_request_is_lost(tmp_path: Path):
