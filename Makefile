@@ -15,7 +15,7 @@ EXTRAS := stt,tts,bark,llm,denoise,rnnoise,guardrails,orchestrator,ui,discord,of
 APT_PACKAGES := redis-server prometheus chromium espeak-ng sox ffmpeg
 
 .DEFAULT_GOAL := help
-.PHONY: eval-guardrails guard-classifier help setup system-deps install models run demo up down logs health test test-fast lint format bench compose-check clean env docker-engine base-image wheels models-docker compose-build compose-up compose-down compose-test
+.PHONY: eval-guardrails guard-classifier help setup system-deps install models run demo up down logs health test test-fast lint format bench compose-check clean env docker-engine base-image wheels models-docker compose-build compose-up compose-down compose-test stack-config stack-up stack-down swarm-test
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -67,10 +67,10 @@ wheels: ## Put the CPU torch wheel into wheels/ when pip finds it without an ind
 models-docker: ## The offline models as real files in .models-docker/ (mounted by the offline overlay)
 	$(PYTHON) scripts/prepare_models.py --copy --out .models-docker
 
-compose-build: base-image wheels models-docker ## Build every image of the offline mesh (shared layers, one at a time)
+compose-build: base-image wheels models-docker ## Build every image of the offline mesh (shared layers, one at a time); SERVICES="a b" builds only those
 	@idx=$$(ls wheels/torch-*.whl >/dev/null 2>&1 || echo "$(TORCH_CPU_INDEX)"); \
 	BASE_IMAGE=$(BASE_IMAGE) TORCH_INDEX_URL=$$idx COMPOSE_PARALLEL_LIMIT=1 \
-		$(COMPOSE) $(OFFLINE_FILES) build
+		$(COMPOSE) $(OFFLINE_FILES) build $(SERVICES)
 
 compose-up: env $(if $(NO_BUILD),,compose-build) ## The offline mesh in containers, up and healthy (--wait); NO_BUILD=1 skips the build
 	$(COMPOSE) $(OFFLINE_FILES) up -d --wait --wait-timeout 900
@@ -81,14 +81,28 @@ compose-down: ## Stop the offline mesh; remove its containers, networks and volu
 compose-test: ## The compose acceptance test (builds, starts, kills, restarts, tears down)
 	$(PYTHON) -m pytest -q -p no:cacheprovider -m compose tests/compose
 
+# Docker Swarm: the same compose files plus docker-stack.yml (replicas, rolling updates).
+STACK_FILES := $(OFFLINE_FILES) -f docker-stack.yml
+stack-config: ## Print the rendered Swarm stack file (holds the keys from .env: do not save it)
+	@$(PYTHON) scripts/stack.py config $(STACK_FILES)
+
+stack-up: env $(if $(NO_BUILD),,compose-build) ## The offline mesh as a Swarm stack (inits a single-node swarm if none); NO_BUILD=1 skips the build
+	$(PYTHON) scripts/stack.py up $(STACK_FILES)
+
+stack-down: ## Remove the stack; leave the swarm only if make stack-up initialised it
+	$(PYTHON) scripts/stack.py down
+
+swarm-test: ## The Swarm acceptance test (replicas share load, kill, rolling update, rollback)
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m swarm tests/swarm
+
 health: ## Readiness of every service on its host port (Docker or local runner)
 	$(PYTHON) -m scripts.health
 
 test: ## The whole test suite but the compose one (slow model and browser tests included)
-	$(PYTHON) -m pytest -q -p no:cacheprovider -m "not compose" --durations=15
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m "not compose and not swarm" --durations=15
 
 test-fast: ## Tests without the slow (model/server) ones
-	$(PYTHON) -m pytest -q -m "not slow and not browser and not compose"
+	$(PYTHON) -m pytest -q -m "not slow and not browser and not compose and not swarm"
 
 lint: ## ruff + mypy (strict) + hadolint
 	$(PYTHON) -m ruff check .

@@ -84,18 +84,19 @@ def run_server(
     ready_path: str | None = "/health/ready",
     timeout: float = 120.0,
     port: int | None = None,
+    host: str = "127.0.0.1",
 ) -> Iterator[str]:
     """Serve an ASGI app with a real uvicorn on a free port; yield its base URL."""
     import uvicorn
 
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
     )  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     deadline = time.monotonic() + timeout
     path = ready_path or "/health/live"
     last = ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 
@@ -68,10 +68,13 @@ def make_client(
     max_connections: int = 100,
     bearer: str | None = None,
     max_response_bytes: int | None = None,
+    wrap: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport] | None = None,
 ) -> httpx.AsyncClient:
     """A keep-alive AsyncClient that passes X-Request-ID downstream (and `bearer`, if given).
 
     With `max_response_bytes`, a reply body larger than that fails with `httpx.ReadError`.
+    `wrap` puts a transport of the caller's around the network one (the orchestrator's
+    replica balancer).
     """
     limits = httpx.Limits(
         max_connections=max_connections,
@@ -83,6 +86,8 @@ def make_client(
     transport: httpx.AsyncBaseTransport | None = None
     if max_response_bytes is not None:
         transport = CappedTransport(httpx.AsyncHTTPTransport(limits=limits), max_response_bytes)
+    if wrap is not None:
+        transport = wrap(transport or httpx.AsyncHTTPTransport(limits=limits))
     return httpx.AsyncClient(
         headers={"Authorization": f"Bearer {bearer}"} if bearer else None,
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),

@@ -13,11 +13,18 @@ from services.kit import ServiceState, create_app
 from services.kit.auth import split_keys
 from services.kit.http import make_client
 from services.kit.wyoming import with_wyoming
+from services.orchestrator.balancer import (
+    BalancedTransport,
+    Balancer,
+    BalancerSettings,
+    Resolver,
+    dns_resolve,
+)
 from services.orchestrator.breaker import BreakerBoard
 from services.orchestrator.config import Flags
 from services.orchestrator.engine import HistoryStore
 from services.orchestrator.executor import StageExecutor
-from services.orchestrator.metrics import OrchestratorMetrics
+from services.orchestrator.metrics import OrchestratorMetrics, ReplicaMetrics
 from services.orchestrator.pipeline import Runner
 from services.orchestrator.routes import admin, router
 from services.orchestrator.runtime import ConfigManager
@@ -44,8 +51,8 @@ async def _history_store(settings: Settings) -> HistoryStore:
     )
 
 
-def build_app(settings: Settings | None = None) -> FastAPI:
-    """Build the orchestrator app."""
+def build_app(settings: Settings | None = None, resolver: Resolver | None = None) -> FastAPI:
+    """Build the orchestrator app (`resolver`: how provider hosts resolve; DNS by default)."""
     settings = settings or Settings()
     # httpx (the LangChain client's transport) logs every call at INFO: lines the stage
     # records and metrics already carry, at a measurable cost on the hot path.
@@ -61,6 +68,22 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         metrics_holder["m"] = metrics
         session = make_session(max_connections=200)
         state.resources["session"] = session
+        # One balancer for both clients: replicas' in-flight counts add up across them.
+        balancer = (
+            Balancer(
+                BalancerSettings(
+                    settings.replica_refresh_s,
+                    settings.replica_failures,
+                    settings.replica_cooldown_s,
+                    settings.replica_connect_timeout_s,
+                ),
+                resolver or dns_resolve,
+                ReplicaMetrics(state.registry),
+            )
+            if settings.balance_replicas
+            else None
+        )
+        state.resources["balancer"] = balancer
         langchain = settings.llm_client == "langchain"
         # ChatOpenAI needs an httpx client; the stage calls go over the aiohttp session.
         client = (
@@ -69,6 +92,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 max_connections=200,
                 # LangChain reads chat completions (JSON) only: the same cap as the plain client.
                 max_response_bytes=settings.max_reply_json_bytes,
+                wrap=(lambda t: BalancedTransport(t, balancer)) if balancer else None,
             )
             if langchain
             else None
@@ -102,6 +126,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             StageClient(
                 session,
                 ReplyLimits(settings.max_reply_json_bytes, settings.max_reply_audio_bytes),
+                balancer,
             ),
             store,
             metrics,
@@ -132,6 +157,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         session = state.resources.pop("session", None)
         if session is not None:
             await session.close()
+        balancer = state.resources.pop("balancer", None)
+        if balancer is not None:
+            await balancer.aclose()
 
     started, stopped = with_wyoming(make_server(settings), startup, shutdown)
     return create_app(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.kit.metrics import LATENCY_BUCKETS
@@ -76,3 +78,42 @@ class OrchestratorMetrics:
         self.stage_requests.labels(pipeline, stage, provider, outcome).inc()
         if seconds is not None:
             self.stage_latency.labels(pipeline, stage, provider, outcome).observe(seconds)
+
+
+class ReplicaMetrics:
+    """Per-address view of balanced providers: replicas found, calls, in flight, open circuits."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.replicas = Gauge(
+            "orchestrator_replicas",
+            "Addresses the provider host resolved to at the last look-up.",
+            ["host"],
+            registry=registry,
+        )
+        self.requests = Counter(
+            "orchestrator_replica_requests_total",
+            "Calls to one replica by outcome (ok, failed, busy, abandoned).",
+            ["host", "address", "outcome"],
+            registry=registry,
+        )
+        self.outstanding = Gauge(
+            "orchestrator_replica_outstanding",
+            "Calls in flight to one replica.",
+            ["host", "address"],
+            registry=registry,
+        )
+        self.circuit_open = Gauge(
+            "orchestrator_replica_circuit_open",
+            "1 while the replica's circuit is open (its siblings take its calls).",
+            ["host", "address"],
+            registry=registry,
+        )
+
+    def forget(self, host: str, address: str) -> None:
+        """Drop the series of a replica that left (addresses are not reused meaningfully)."""
+        for gauge in (self.outstanding, self.circuit_open):
+            with contextlib.suppress(KeyError):
+                gauge.remove(host, address)
+        for outcome in ("ok", "failed", "busy", "abandoned"):
+            with contextlib.suppress(KeyError):
+                self.requests.remove(host, address, outcome)

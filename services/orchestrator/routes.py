@@ -386,8 +386,12 @@ def _describe(runtime: Runtime, manager: ConfigManager, breakers: dict[str, Any]
 @router.get("/v1/pipelines")
 async def list_pipelines(runner: RunnerDep, request: Request) -> dict[str, Any]:
     """Pipelines of the config in use, their composition and the circuit states."""
-    board = get_state(request).resources["breakers"]
-    return _describe(runner.config.current, runner.config, board.snapshot())
+    resources = get_state(request).resources
+    described = _describe(runner.config.current, runner.config, resources["breakers"].snapshot())
+    balancer = resources.get("balancer")
+    # Replicas behind each balanced host:port (address, calls in flight, circuit state).
+    described["replicas"] = balancer.snapshot() if balancer is not None else {}
+    return described
 
 
 @admin.post("/admin/reload")

@@ -100,6 +100,26 @@ class Settings(ServiceSettings):
     breaker_cooldown_s: float = Field(
         30.0, gt=0, description="How long an open circuit skips its provider before a probe."
     )
+    balance_replicas: bool = Field(
+        True,
+        description="Spread calls over every address a provider's host resolves to (replicas "
+        "behind Swarm dnsrr, compose --scale, a headless Service); plain http:// names only.",
+    )
+    replica_refresh_s: float = Field(
+        5.0, gt=0, description="How often a balanced host is resolved again (replicas join/leave)."
+    )
+    replica_failures: int = Field(
+        1, ge=1, description="Consecutive failures that take one replica out for a cool-down."
+    )
+    replica_cooldown_s: float = Field(
+        5.0, gt=0, description="How long a failed replica is skipped before a probe call."
+    )
+    replica_connect_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="Connect timeout to one replica; past it the call goes to a sibling "
+        "(a removed container's address may never refuse).",
+    )
     default_timeout_s: float = Field(
         30.0, gt=0, description="Provider timeout when the YAML gives none."
     )

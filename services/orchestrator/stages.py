@@ -8,6 +8,7 @@ orchestrator's own work per run (benchmarks/bench_orchestrator.py).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from services.kit.context import END_USER_HEADER, outbound_headers
+from services.orchestrator.balancer import Balancer, outcome_of, send_balanced
 from services.orchestrator.config import ProviderConfig
 from services.orchestrator.executor import BadResponse, ProviderError, ReplyTooLarge
 
@@ -170,24 +172,66 @@ async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-class StageClient:
-    """Calls stage services over one shared keep-alive session."""
+# The call never reached the replica: safe to send to a sibling.
+NOT_CONNECTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
-    def __init__(self, session: aiohttp.ClientSession, limits: ReplyLimits | None = None) -> None:
+
+async def _nothing(_: Reply) -> None:
+    """A Reply is already read: nothing to close."""
+
+
+class StageClient:
+    """Calls stage services over one shared keep-alive session, spread over replicas."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        limits: ReplyLimits | None = None,
+        balancer: Balancer | None = None,
+    ) -> None:
         self.session = session
         self.limits = limits or ReplyLimits()
+        self.balancer = balancer
 
     async def _post(
-        self, url: str, timeout_s: float, *, audio: bool = False, **kwargs: Any
+        self,
+        url: str,
+        timeout_s: float,
+        *,
+        audio: bool = False,
+        headers: dict[str, str],
+        body: Callable[[], dict[str, Any]],
     ) -> Reply:
-        timeout = aiohttp.ClientTimeout(total=timeout_s)
         limit = self.limits.audio_bytes if audio else self.limits.json_bytes
-        async with self.session.post(url, timeout=timeout, **kwargs) as resp:
-            if resp.status >= 400:
-                # An error body is only read for its message: the JSON cap is plenty.
-                limit = min(limit, self.limits.json_bytes)
-            content = await read_capped(resp, limit)
-            return Reply(resp.status, resp.reason or "", resp.headers, content)
+
+        async def send(target: str, host_header: str | None) -> Reply:
+            timeout = aiohttp.ClientTimeout(total=timeout_s)
+            sent = headers
+            if host_header is not None:
+                # A dead replica's address may not even refuse: give up on it early.
+                timeout = aiohttp.ClientTimeout(
+                    total=timeout_s, sock_connect=self._connect_timeout(timeout_s)
+                )
+                sent = {**headers, "Host": host_header}
+            # body() builds the payload afresh: a multipart form can be sent only once.
+            async with self.session.post(target, timeout=timeout, headers=sent, **body()) as resp:
+                cap = limit
+                if resp.status >= 400:
+                    # An error body is only read for its message: the JSON cap is plenty.
+                    cap = min(limit, self.limits.json_bytes)
+                content = await read_capped(resp, cap)
+                return Reply(resp.status, resp.reason or "", resp.headers, content)
+
+        reply, lease = await send_balanced(
+            self.balancer, url, send, lambda r: r.status, NOT_CONNECTED, _nothing
+        )
+        if lease is not None:
+            lease.release(outcome_of(reply.status))
+        return reply
+
+    def _connect_timeout(self, timeout_s: float) -> float:
+        assert self.balancer is not None
+        return min(timeout_s, self.balancer.settings.connect_timeout_s)
 
     async def denoise(self, prov: ProviderConfig, audio: bytes, timeout_s: float) -> bytes:
         """POST raw audio to /denoise; returns the cleaned WAV."""
@@ -195,8 +239,8 @@ class StageClient:
             api_base(prov.url) + "/denoise",
             timeout_s,
             audio=True,
-            data=audio,
             headers={"Content-Type": "audio/wav", **_headers(prov)},
+            body=lambda: {"data": audio},
         )
         _raise_for_status(resp)
         if not resp.content.startswith(b"RIFF"):
@@ -214,15 +258,21 @@ class StageClient:
         """OpenAI /v1/audio/transcriptions; returns the text."""
         fields = {"model": prov.model or "whisper-1", "response_format": "json"}
         fields.update({k: str(v) for k, v in options.items()})
-        form = aiohttp.FormData()
-        for key, value in fields.items():
-            form.add_field(key, value)
-        form.add_field("file", audio, filename=filename, content_type="application/octet-stream")
+
+        def form() -> dict[str, Any]:
+            data = aiohttp.FormData()
+            for key, value in fields.items():
+                data.add_field(key, value)
+            data.add_field(
+                "file", audio, filename=filename, content_type="application/octet-stream"
+            )
+            return {"data": data}
+
         resp = await self._post(
             api_base(prov.url) + "/v1/audio/transcriptions",
             timeout_s,
-            data=form,
             headers=_headers(prov),
+            body=form,
         )
         body = _json(resp)
         text = body.get("text")
@@ -254,7 +304,10 @@ class StageClient:
         if end_user:
             headers[END_USER_HEADER] = end_user
         resp = await self._post(
-            f"{api_base(prov.url)}/validate/{direction}", timeout_s, json=payload, headers=headers
+            f"{api_base(prov.url)}/validate/{direction}",
+            timeout_s,
+            headers=headers,
+            body=lambda: {"json": payload},
         )
         body = _json(resp)
         if not isinstance(body.get("safe"), bool):
@@ -285,8 +338,8 @@ class StageClient:
         resp = await self._post(
             api_base(prov.url) + "/v1/chat/completions",
             timeout_s,
-            json=payload,
             headers=_headers(prov),
+            body=lambda: {"json": payload},
         )
         return parse_chat_completion(_json(resp))
 
@@ -305,8 +358,8 @@ class StageClient:
             api_base(prov.url) + "/v1/audio/speech",
             timeout_s,
             audio=True,
-            json=payload,
             headers=_headers(prov),
+            body=lambda: {"json": payload},
         )
         _raise_for_status(resp)
         if not resp.content.startswith(b"RIFF"):

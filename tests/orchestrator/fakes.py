@@ -52,6 +52,7 @@ class Knobs:
     checks_history: bool = True
     end_users: list[str | None] = field(default_factory=list)  # X-End-User-ID of guard calls
     calls: Counter[str] = field(default_factory=Counter)
+    hosts: Counter[str] = field(default_factory=Counter)  # Host header of each call
     requests: list[dict[str, Any]] = field(default_factory=list)
     request_ids: list[tuple[str, str | None]] = field(default_factory=list)
     processing_ms: dict[str, float] = field(default_factory=dict)
@@ -77,6 +78,7 @@ class Knobs:
         self.tool_calls_always = False
         self.checks_history = True
         self.calls.clear()
+        self.hosts.clear()
         self.requests.clear()
         self.request_ids.clear()
         self.end_users.clear()
@@ -133,6 +135,7 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
 
     async def gate(endpoint: str, request: Request) -> Response | None:
         knobs.calls[endpoint] += 1
+        knobs.hosts[request.headers.get("host", "")] += 1
         if knobs.keep_history:
             knobs.request_ids.append((endpoint, request.headers.get("x-request-id")))
         hang_until = time.monotonic() + 60
