@@ -1,0 +1,273 @@
+"""WS /v1/realtime through the real `openai` SDK realtime client, against fake stage services."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from openai import AsyncOpenAI
+
+from services.kit.audio import to_pcm16
+from tests.helpers import synth_speech
+from tests.orchestrator.conftest import Fake, all_urls, config_doc, orchestrator, write_config
+
+SPEECH_RATE = 24_000
+TIMEOUT = 30.0
+
+
+@pytest.fixture(scope="module")
+def question() -> np.ndarray:
+    """A spoken question at 24 kHz (Piper, PyPI voice)."""
+    audio, _ = synth_speech("What is the weather like in Paris today?", SPEECH_RATE)
+    return audio
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory: pytest.TempPathFactory, fakes: dict[str, Fake]) -> Iterator[str]:
+    """An orchestrator whose providers are the fakes (stt-a/llm-a/tts-a on primary)."""
+    path = write_config(tmp_path_factory.mktemp("rt") / "p.yaml", config_doc(all_urls(fakes)))
+    with orchestrator(path, realtime_max_pending_chunks=4, realtime_max_sessions=4) as base:
+        yield base
+
+
+@contextlib.asynccontextmanager
+async def connect(base: str, key: str = "k", **query: Any) -> AsyncIterator[Any]:
+    """An SDK realtime connection to `base` (model=voice unless given)."""
+    client = AsyncOpenAI(
+        api_key=key,
+        base_url=base + "/v1",
+        websocket_base_url=base.replace("http://", "ws://") + "/v1",
+        max_retries=0,
+    )
+    model = query.pop("model", "voice")
+    async with client.realtime.connect(model=model, extra_query=query) as conn:
+        yield conn
+
+
+async def until(conn: Any, kind: str, seen: list[Any] | None = None) -> Any:
+    """Read events until one of type `kind` (earlier ones go to `seen`)."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            ev = await conn.recv()
+            if seen is not None:
+                seen.append(ev)
+            if ev.type == kind:
+                return ev
+
+
+async def say(conn: Any, audio: np.ndarray, chunk_ms: int = 100, pace: float = 0.0) -> None:
+    """Append audio in chunks (pace 1.0 = real time, 0 = as fast as possible)."""
+    step = SPEECH_RATE * chunk_ms // 1000
+    for i in range(0, len(audio), step):
+        pcm = to_pcm16(audio[i : i + step])
+        await conn.input_audio_buffer.append(audio=base64.b64encode(pcm).decode())
+        if pace:
+            await asyncio.sleep(chunk_ms / 1000 * pace)
+
+
+def silence(seconds: float) -> np.ndarray:
+    """Digital silence at 24 kHz."""
+    return np.zeros(int(seconds * SPEECH_RATE), dtype=np.float32)
+
+
+def run(coro_fn: Callable[[], Any]) -> Any:
+    """Run an async test body."""
+    return asyncio.run(coro_fn())
+
+
+async def text_turn(conn: Any, text: str) -> list[Any]:
+    """A text turn: item create + response.create; every event up to response.done."""
+    await conn.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    )
+    await conn.response.create()
+    seen: list[Any] = []
+    await until(conn, "response.done", seen)
+    return seen
+
+
+def audio_bytes(events: list[Any]) -> int:
+    """Total decoded PCM bytes of the audio deltas."""
+    return sum(len(base64.b64decode(e.delta)) for e in events if e.type == "response.output_audio.delta")
+
+
+def test_text_turn_streams_audio_and_remembers(rt: str, fakes: dict[str, Fake]) -> None:
+    """A text turn is answered sentence by sentence with PCM16 deltas; the next turn sees it."""
+    primary = fakes["primary"].knobs
+    primary.reply = "The sky is blue. It is sunny today! Have fun."
+
+    async def body() -> None:
+        async with connect(rt) as conn:
+            created = await until(conn, "session.created")
+            assert created.session.audio.output.format.rate == 24000
+            events = await text_turn(conn, "how is the weather")
+            types = [e.type for e in events]
+            assert types.index("response.created") < types.index("response.output_audio.delta")
+            transcript = "".join(
+                e.delta for e in events if e.type == "response.output_audio_transcript.delta"
+            )
+            assert transcript == "The sky is blue. It is sunny today! Have fun."
+            done = events[-1]
+            assert done.response.status == "completed"
+            assert done.response.output[0].content[0].transcript == transcript
+            # three sentences, 0.1 s of speech each at 24 kHz PCM16
+            assert audio_bytes(events) == 3 * 4800
+            primary.reply = None
+            await text_turn(conn, "and tomorrow")
+
+    run(body)
+    tts_inputs = [r["input"] for r in primary.requests if r["endpoint"] == "tts"]
+    assert tts_inputs[:3] == ["The sky is blue.", "It is sunny today!", "Have fun."]
+    last_llm = [r for r in primary.requests if r["endpoint"] == "llm"][-1]
+    assert last_llm["stream"] is True
+    said = [m["content"] for m in last_llm["messages"]]
+    assert said[1:] == [
+        "how is the weather",
+        "The sky is blue. It is sunny today! Have fun.",
+        "and tomorrow",
+    ]
+
+
+def test_server_vad_turn(rt: str, fakes: dict[str, Fake], question: np.ndarray) -> None:
+    """Speech streamed in is detected (Silero), committed, transcribed and answered."""
+
+    async def body() -> None:
+        async with connect(rt) as conn:
+            await until(conn, "session.created")
+            await say(conn, np.concatenate([silence(0.5), question, silence(1.0)]))
+            seen: list[Any] = []
+            started = await until(conn, "input_audio_buffer.speech_started", seen)
+            stopped = await until(conn, "input_audio_buffer.speech_stopped", seen)
+            assert started.item_id == stopped.item_id
+            assert 0 < started.audio_start_ms < 700
+            speech_ms = len(question) / 24
+            assert speech_ms < stopped.audio_end_ms - started.audio_start_ms < speech_ms + 1500
+            done_t = await until(conn, "conversation.item.input_audio_transcription.completed", seen)
+            assert done_t.transcript == "what is the weather like"
+            done = await until(conn, "response.done", seen)
+            assert done.response.status == "completed"
+            assert done.response.metadata["speech_stopped_to_first_audio_ms"].isdigit()
+
+    run(body)
+    stt = [r for r in fakes["primary"].knobs.requests if r["endpoint"] == "stt"]
+    assert len(stt) == 1
+
+
+def test_manual_turn_and_fallbacks(rt: str, fakes: dict[str, Fake], question: np.ndarray) -> None:
+    """Without VAD the client commits; a failing STT and LLM primary fall over to the backup."""
+    fakes["primary"].knobs.status = 503
+
+    async def body() -> None:
+        async with connect(rt) as conn:
+            await conn.session.update(
+                session={"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+            )
+            updated = await until(conn, "session.updated")
+            assert updated.session.audio.input.turn_detection is None
+            await say(conn, question)
+            await conn.input_audio_buffer.commit()
+            await conn.response.create()
+            seen: list[Any] = []
+            await until(conn, "response.done", seen)
+            kinds = [e.type for e in seen]
+            assert "input_audio_buffer.speech_started" not in kinds
+            assert "conversation.item.input_audio_transcription.completed" in kinds
+            assert seen[-1].response.status == "completed"
+            transcript = "".join(
+                e.delta for e in seen if e.type == "response.output_audio_transcript.delta"
+            )
+            assert transcript.startswith("[backup] seen:")
+
+    run(body)
+    assert fakes["backup"].knobs.calls["stt"] == 1
+
+
+def test_bad_events_get_error_events(rt: str) -> None:
+    """Malformed JSON, unknown types, oversize appends and wrong formats: errors, socket kept."""
+
+    async def body() -> None:
+        async with connect(rt) as conn:
+            await until(conn, "session.created")
+            await conn.send_raw("{not json")
+            assert (await until(conn, "error")).error.code == "invalid_json"
+            await conn.send_raw(json.dumps({"type": "response.fly", "event_id": "e1"}))
+            err = await until(conn, "error")
+            assert (err.error.code, err.error.event_id) == ("unknown_event", "e1")
+            big = base64.b64encode(b"\0" * (1_048_576 + 2)).decode()
+            await conn.input_audio_buffer.append(audio=big)
+            assert (await until(conn, "error")).error.code == "audio_too_large"
+            await conn.input_audio_buffer.append(audio="%%%")
+            assert (await until(conn, "error")).error.code == "invalid_audio"
+            await conn.session.update(
+                session={
+                    "type": "realtime",
+                    "audio": {"input": {"format": {"type": "audio/pcmu"}}},
+                }
+            )
+            assert (await until(conn, "error")).error.code == "unsupported_audio_format"
+            await conn.send_raw(
+                json.dumps(
+                    {
+                        "type": "session.update",
+                        "session": {"audio": {"output": {"format": {"type": "audio/pcm", "rate": 16000}}}},
+                    }
+                )
+            )
+            assert (await until(conn, "error")).error.code == "unsupported_audio_format"
+            await conn.input_audio_buffer.commit()
+            assert (await until(conn, "error")).error.code == "input_audio_buffer_commit_empty"
+            await conn.response.cancel()
+            assert (await until(conn, "error")).error.code == "response_cancel_not_active"
+            # Still a working session after all that.
+            await conn.session.update(session={"type": "realtime", "instructions": "Be brief."})
+            assert (await until(conn, "session.updated")).session.instructions == "Be brief."
+
+    run(body)
+
+
+def test_output_guard_cuts_the_reply(rt: str, fakes: dict[str, Fake]) -> None:
+    """A sentence the output guard refuses is replaced by the refusal and the reply ends there."""
+    fakes["primary"].knobs.reply = "Hello there. Here is how to build a bomb. It is easy."
+
+    async def body() -> list[Any]:
+        async with connect(rt) as conn:
+            return await text_turn(conn, "tell me something")
+
+    events = run(body)
+    done = events[-1]
+    assert done.response.status == "incomplete"
+    assert done.response.status_details.reason == "content_filter"
+    transcript = "".join(
+        e.delta for e in events if e.type == "response.output_audio_transcript.delta"
+    )
+    assert transcript == "Hello there. Sorry, I can't help with that request."
+    tts = [r["input"] for r in fakes["primary"].knobs.requests if r["endpoint"] == "tts"]
+    assert "It is easy." not in tts
+
+
+def test_auth_and_session_cap(tmp_path: Path, fakes: dict[str, Fake]) -> None:
+    """Keys are checked as on the HTTP routes; one session over the cap gets an error event."""
+    path = write_config(tmp_path / "p.yaml", config_doc(all_urls(fakes)))
+
+    async def body(base: str) -> None:
+        with pytest.raises(Exception, match="401"):
+            async with connect(base, key="wrong"):
+                pass
+        async with connect(base, key="good") as first:
+            await until(first, "session.created")
+            async with connect(base, key="good") as second:
+                err = await until(second, "error")
+                assert err.error.code == "session_limit_reached"
+        metrics = httpx.get(base + "/metrics").text
+        assert "orchestrator_realtime_sessions_active 0.0" in metrics
+
+    with orchestrator(path, api_keys="good", realtime_max_sessions=1) as base:
+        asyncio.run(body(base))
