@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,8 @@ async def text_turn(conn: Any, text: str) -> list[Any]:
 
 def audio_bytes(events: list[Any]) -> int:
     """Total decoded PCM bytes of the audio deltas."""
-    return sum(len(base64.b64decode(e.delta)) for e in events if e.type == "response.output_audio.delta")
+    deltas = [e.delta for e in events if e.type == "response.output_audio.delta"]
+    return sum(len(base64.b64decode(d)) for d in deltas)
 
 
 def test_text_turn_streams_audio_and_remembers(rt: str, fakes: dict[str, Fake]) -> None:
@@ -150,7 +152,8 @@ def test_server_vad_turn(rt: str, fakes: dict[str, Fake], question: np.ndarray) 
             assert 0 < started.audio_start_ms < 700
             speech_ms = len(question) / 24
             assert speech_ms < stopped.audio_end_ms - started.audio_start_ms < speech_ms + 1500
-            done_t = await until(conn, "conversation.item.input_audio_transcription.completed", seen)
+            kind = "conversation.item.input_audio_transcription.completed"
+            done_t = await until(conn, kind, seen)
             assert done_t.transcript == "what is the weather like"
             done = await until(conn, "response.done", seen)
             assert done.response.status == "completed"
@@ -213,13 +216,9 @@ def test_bad_events_get_error_events(rt: str) -> None:
                 }
             )
             assert (await until(conn, "error")).error.code == "unsupported_audio_format"
+            out_16k = {"output": {"format": {"type": "audio/pcm", "rate": 16000}}}
             await conn.send_raw(
-                json.dumps(
-                    {
-                        "type": "session.update",
-                        "session": {"audio": {"output": {"format": {"type": "audio/pcm", "rate": 16000}}}},
-                    }
-                )
+                json.dumps({"type": "session.update", "session": {"audio": out_16k}})
             )
             assert (await until(conn, "error")).error.code == "unsupported_audio_format"
             await conn.input_audio_buffer.commit()
@@ -266,8 +265,151 @@ def test_auth_and_session_cap(tmp_path: Path, fakes: dict[str, Fake]) -> None:
             async with connect(base, key="good") as second:
                 err = await until(second, "error")
                 assert err.error.code == "session_limit_reached"
-        metrics = httpx.get(base + "/metrics").text
-        assert "orchestrator_realtime_sessions_active 0.0" in metrics
 
     with orchestrator(path, api_keys="good", realtime_max_sessions=1) as base:
         asyncio.run(body(base))
+        wait_for(lambda: "orchestrator_realtime_sessions_active 0.0" in metrics(base))
+
+
+def metrics(base: str) -> str:
+    """The orchestrator's /metrics text."""
+    return httpx.get(base + "/metrics", timeout=10).text
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Poll until `check()` holds (a server-side effect that follows a client action)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def test_barge_in_cancels_and_memory_keeps_what_was_sent(
+    rt: str, fakes: dict[str, Fake], question: np.ndarray
+) -> None:
+    """Speech during a reply stops it within a chunk; memory holds only the part sent."""
+    primary = fakes["primary"].knobs
+    primary.reply = "One two three four. Five six seven eight. Nine ten eleven twelve."
+    primary.token_delay_s = 0.25  # the model is still writing when the user cuts in
+    primary.tts_seconds = 0.5
+
+    async def body() -> None:
+        async with connect(rt) as conn:
+            await until(conn, "session.created")
+            await conn.conversation.item.create(
+                item={
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "count for me"}],
+                }
+            )
+            await conn.response.create()
+            first = await until(conn, "response.output_audio.delta")
+            await say(conn, np.concatenate([question, silence(1.0)]))
+            seen: list[Any] = []
+            await until(conn, "input_audio_buffer.speech_started", seen)
+            after: list[Any] = []
+            cancelled = await until(conn, "response.done", after)
+            assert cancelled.response.status == "cancelled"
+            assert cancelled.response.status_details.reason == "turn_detected"
+            stray = [
+                e
+                for e in after
+                if e.type == "response.output_audio.delta" and e.response_id == first.response_id
+            ]
+            assert len(stray) <= 1  # at most the chunk already on its way
+            heard = cancelled.response.output[0].content[0].transcript
+            assert heard and "One two three four".startswith(heard.rstrip("."))
+            primary.reply = None
+            primary.token_delay_s = 0.0
+            nxt = await until(conn, "response.done")
+            assert nxt.response.status == "completed"
+
+    run(body)
+    wait_for(lambda: primary.streams_aborted == 1)
+    last = [r for r in primary.requests if r["endpoint"] == "llm"][-1]
+    history = [(m["role"], m["content"]) for m in last["messages"][1:]]
+    assert history[0] == ("user", "count for me")
+    assert history[1][0] == "assistant"
+    assert "Five" not in history[1][1]
+    assert history[2] == ("user", "what is the weather like")
+    assert "orchestrator_realtime_interruptions_total 1.0" in metrics(rt)
+
+
+def test_backchannel_does_not_interrupt(
+    rt: str, fakes: dict[str, Fake], question: np.ndarray
+) -> None:
+    """A sound shorter than the VAD minimum during a reply neither interrupts nor starts a turn."""
+    primary = fakes["primary"].knobs
+    primary.reply = "One two three. Four five six. Seven eight nine."
+    primary.token_delay_s = 0.15
+    blip = question[int(0.6 * SPEECH_RATE) : int(0.75 * SPEECH_RATE)]  # 150 ms of speech
+
+    async def body() -> list[Any]:
+        async with connect(rt) as conn:
+            await until(conn, "session.created")
+            await conn.conversation.item.create(
+                item={
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "count"}],
+                }
+            )
+            await conn.response.create()
+            seen: list[Any] = []
+            await until(conn, "response.output_audio.delta", seen)
+            await say(conn, np.concatenate([silence(0.3), blip, silence(0.8)]))
+            await until(conn, "response.done", seen)
+            return seen
+
+    seen = run(body)
+    assert seen[-1].response.status == "completed"
+    assert not [e for e in seen if e.type == "input_audio_buffer.speech_started"]
+
+
+def test_truncate_and_cancel_and_disconnect(rt: str, fakes: dict[str, Fake]) -> None:
+    """truncate trims memory to the played audio; cancel and disconnect stop the LLM stream."""
+    primary = fakes["primary"].knobs
+    primary.reply = "Alpha beta gamma delta. Epsilon zeta eta theta."
+    primary.tts_seconds = 1.0
+
+    async def body() -> None:
+        async with connect(rt) as conn:
+            events = await text_turn(conn, "greek letters")
+            item_id = events[-1].response.output[0].id
+            await conn.conversation.item.truncate(
+                item_id=item_id, content_index=0, audio_end_ms=9000
+            )
+            assert (await until(conn, "error")).error.param == "audio_end_ms"
+            await conn.conversation.item.truncate(
+                item_id=item_id, content_index=0, audio_end_ms=1500
+            )
+            assert (await until(conn, "conversation.item.truncated")).audio_end_ms == 1500
+            primary.reply = "Long answer " * 40
+            primary.token_delay_s = 0.2
+            await text_turn_start(conn, "more")
+            await until(conn, "response.created")
+            await conn.response.cancel()
+            done = await until(conn, "response.done")
+            assert done.response.status_details.reason == "client_cancelled"
+            await text_turn_start(conn, "again")
+            await until(conn, "response.created")
+        # leaving the context closes the socket mid-reply
+
+    run(body)
+    wait_for(lambda: primary.streams_aborted == 2)
+    llm = [r for r in primary.requests if r["endpoint"] == "llm"]
+    history = [(m["role"], m["content"]) for m in llm[1]["messages"][1:]]
+    assert history[:2] == [
+        ("user", "greek letters"),
+        ("assistant", "Alpha beta gamma delta. Epsilon zeta"),
+    ]
+    wait_for(lambda: "orchestrator_realtime_sessions_active 0.0" in metrics(rt))
+
+
+async def text_turn_start(conn: Any, text: str) -> None:
+    """Add a user text item and ask for a response (without waiting)."""
+    await conn.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    )
+    await conn.response.create()
