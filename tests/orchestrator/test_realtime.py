@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import io
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,8 +17,8 @@ import numpy as np
 import pytest
 from openai import AsyncOpenAI
 
-from services.kit.audio import to_pcm16
-from tests.helpers import synth_speech
+from services.kit.audio import decode_audio, to_pcm16
+from tests.helpers import synth_speech, wav_bytes
 from tests.orchestrator.conftest import Fake, all_urls, config_doc, orchestrator, write_config
 
 SPEECH_RATE = 24_000
@@ -413,3 +414,19 @@ async def text_turn_start(conn: Any, text: str) -> None:
         item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
     )
     await conn.response.create()
+
+
+def test_cli_live_mode(rt: str, tmp_path: Path, question: np.ndarray) -> None:
+    """`voice_client --live` streams a WAV at real-time pace, prints timings, saves the reply."""
+    from services.voice_client.cli import main
+
+    src = tmp_path / "q.wav"
+    src.write_bytes(wav_bytes(question, SPEECH_RATE))
+    out = tmp_path / "reply.wav"
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        code = main(["--live", "--file", str(src), "--url", rt, "--out", str(out)])
+    text = printed.getvalue()
+    assert code == 0, text
+    assert "You:       what is the weather like" in text
+    assert "status=completed" in text and "first audio" in text
+    assert decode_audio(out.read_bytes()).rate == SPEECH_RATE
