@@ -106,7 +106,7 @@ def main() -> None:
         rows.append((name, cells, fp, float(np.median(cpu))))
     load = os.getloadavg()
     lines = [
-        "# Server VAD candidates (realtime sessions)",
+        "## Server VAD candidates (realtime sessions)",
         "",
         f"Command: `python benchmarks/bench_vad.py` · {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
         f" · {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"

@@ -272,6 +272,13 @@ def test_auth_and_session_cap(tmp_path: Path, fakes: dict[str, Fake]) -> None:
         wait_for(lambda: "orchestrator_realtime_sessions_active 0.0" in metrics(base))
 
 
+async def polled(check: Callable[[], bool], seconds: float = TIMEOUT) -> None:
+    """Wait (without blocking the loop) until `check()` holds."""
+    async with asyncio.timeout(seconds):
+        while not check():  # noqa: ASYNC110 (set by the fake server's thread)
+            await asyncio.sleep(0.02)
+
+
 def metrics(base: str) -> str:
     """The orchestrator's /metrics text."""
     return httpx.get(base + "/metrics", timeout=10).text
@@ -390,11 +397,13 @@ def test_truncate_and_cancel_and_disconnect(rt: str, fakes: dict[str, Fake]) -> 
             primary.token_delay_s = 0.2
             await text_turn_start(conn, "more")
             await until(conn, "response.created")
+            await polled(lambda: primary.calls["llm"] == 2)  # the model is generating
             await conn.response.cancel()
             done = await until(conn, "response.done")
             assert done.response.status_details.reason == "client_cancelled"
             await text_turn_start(conn, "again")
             await until(conn, "response.created")
+            await polled(lambda: primary.calls["llm"] == 3)
         # leaving the context closes the socket mid-reply
 
     run(body)
@@ -429,4 +438,4 @@ def test_cli_live_mode(rt: str, tmp_path: Path, question: np.ndarray) -> None:
     assert code == 0, text
     assert "You:       what is the weather like" in text
     assert "status=completed" in text and "first audio" in text
-    assert decode_audio(out.read_bytes()).rate == SPEECH_RATE
+    assert decode_audio(out.read_bytes()).sample_rate == SPEECH_RATE
