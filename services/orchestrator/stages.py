@@ -329,6 +329,12 @@ class TokenStream:
 
     async def _next_piece(self) -> str | None:
         """The next non-empty content delta, or None at the end of the stream."""
+        try:
+            return await self._read_piece()
+        except ValueError as exc:  # aiohttp: a line beyond its buffer ("Line is too long")
+            raise BadResponse(f"unreadable stream: {exc}") from exc
+
+    async def _read_piece(self) -> str | None:
         async for raw in self._resp.content:
             self._read += len(raw)
             if self._read > self._limit:

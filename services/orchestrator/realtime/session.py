@@ -141,7 +141,12 @@ class RealtimeSession:
     async def _worker(self) -> None:
         while True:
             job = await self.jobs.get()
-            await job()
+            try:
+                await job()
+            except Exception:
+                # A bug here must not leave the session deaf: say so and keep serving.
+                log.exception("realtime job failed")
+                self.emit(error_event("internal_error", "the server failed", kind="server_error"))
 
     async def serve(self) -> None:
         """Run the session until the client leaves, idles out or stops reading."""
@@ -218,6 +223,13 @@ class RealtimeSession:
             await handler(data)
         except ClientEventError as exc:
             self.emit(error_event(exc.code, exc.message, param=exc.param, event_id=event_id))
+        except Exception:
+            log.exception("realtime event failed", extra={"event": data["type"][:64]})
+            self.emit(
+                error_event(
+                    "internal_error", "the server failed", event_id=event_id, kind="server_error"
+                )
+            )
 
     # ---- session and input audio ----------------------------------------------------------
 
@@ -531,6 +543,10 @@ class RealtimeSession:
         except ApiError as exc:
             resp.error = {"type": "server_error", "code": exc.code, "message": exc.message}
             self.emit(error_event(exc.code or "stage_failed", exc.message, kind="server_error"))
+        except Exception:
+            log.exception("realtime response failed")
+            resp.error = {"type": "server_error", "code": "internal_error", "message": "failed"}
+            self.emit(error_event("internal_error", "the server failed", kind="server_error"))
         finally:
             self.active = None
             self.remembered = resp
