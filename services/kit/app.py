@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Gauge
+from starlette.requests import HTTPConnection
 
 from services.kit.auth import MeshAuth, split_keys
 from services.kit.errors import ApiError, install_error_handlers
@@ -65,7 +66,7 @@ StartupHook = Callable[[ServiceState], Awaitable[None]]
 ShutdownHook = Callable[[ServiceState], Awaitable[None]]
 
 
-def get_state(request: Request) -> ServiceState:
+def get_state(request: Request | HTTPConnection) -> ServiceState:
     """The ServiceState of the app serving this request."""
     state: ServiceState = request.app.state.service
     return state

@@ -26,6 +26,7 @@ from services.orchestrator.engine import HistoryStore
 from services.orchestrator.executor import StageExecutor
 from services.orchestrator.metrics import OrchestratorMetrics, ReplicaMetrics
 from services.orchestrator.pipeline import Runner
+from services.orchestrator.realtime.route import realtime_router
 from services.orchestrator.routes import admin, router
 from services.orchestrator.runtime import ConfigManager
 from services.orchestrator.settings import Settings
@@ -165,7 +166,7 @@ def build_app(settings: Settings | None = None, resolver: Resolver | None = None
     return create_app(
         "orchestrator",
         settings,
-        routers=[router, admin],
+        routers=[router, admin, realtime_router],
         startup=started,
         shutdown=stopped,
         title="Audio Orchestrator",

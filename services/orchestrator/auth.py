@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from services.kit import ApiError
 from services.kit.app import get_state
@@ -23,14 +24,14 @@ class Caller:
     identity: str  # forwarded to guardrails; never the key itself
 
 
-def settings_of(request: Request) -> Settings:
+def settings_of(request: HTTPConnection) -> Settings:
     """The orchestrator's settings from the app state."""
     settings = get_state(request).settings
     assert isinstance(settings, Settings)
     return settings
 
 
-def _client_keys(request: Request) -> tuple[str, ...]:
+def _client_keys(request: HTTPConnection) -> tuple[str, ...]:
     # Parsed once per app, not per request: the hot path only compares.
     state = get_state(request)
     keys: tuple[str, ...] | None = state.resources.get("client_keys")
@@ -55,19 +56,22 @@ def _refuse(missing: bool) -> ApiError:
 
 async def require_client(request: Request) -> Caller:
     """Client routes: a valid key when ORCHESTRATOR_API_KEYS is set; open (one scope) if not."""
-    keys = _client_keys(request)
-    if not keys:
-        # Keyless development: one session scope; limits fall back to the client address.
-        host = request.client.host if request.client else "unknown"
-        caller = Caller(OPEN_SCOPE, f"addr-{host}")
-    else:
-        token = bearer_of(request.headers.get("authorization"))
-        if token is None or not key_matches(token, keys):
-            raise _refuse(token is None)
-        kid = key_id(token)
-        caller = Caller(kid, f"key-{kid}")
+    caller = identify(request, bearer_of(request.headers.get("authorization")))
     request.state.caller = caller
     return caller
+
+
+def identify(conn: HTTPConnection, token: str | None) -> Caller:
+    """The caller presenting `token` (HTTP or WebSocket); a 401 ApiError when it fails."""
+    keys = _client_keys(conn)
+    if not keys:
+        # Keyless development: one session scope; limits fall back to the client address.
+        host = conn.client.host if conn.client else "unknown"
+        return Caller(OPEN_SCOPE, f"addr-{host}")
+    if token is None or not key_matches(token, keys):
+        raise _refuse(token is None)
+    kid = key_id(token)
+    return Caller(kid, f"key-{kid}")
 
 
 def caller_of(request: Request) -> Caller:

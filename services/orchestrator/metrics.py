@@ -70,6 +70,28 @@ class OrchestratorMetrics:
             "Version number of the config in use.",
             registry=registry,
         )
+        self.realtime_sessions = Gauge(
+            "orchestrator_realtime_sessions_active",
+            "Live /v1/realtime sessions open now.",
+            registry=registry,
+        )
+        self.realtime_first_audio = Histogram(
+            "orchestrator_realtime_first_audio_seconds",
+            "From the end of the user's speech (speech_stopped) to the first reply audio delta.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.realtime_interruptions = Counter(
+            "orchestrator_realtime_interruptions_total",
+            "Replies cut by the user speaking over them (barge-in).",
+            registry=registry,
+        )
+        self.realtime_responses = Counter(
+            "orchestrator_realtime_responses_total",
+            "Realtime responses by final status (completed, cancelled, incomplete, failed).",
+            ["status"],
+            registry=registry,
+        )
 
     def record_attempt(
         self, pipeline: str, stage: str, provider: str, outcome: str, seconds: float | None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import secrets
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,38 @@ def check_session_id(session_id: str | None) -> str:
             code="invalid_session_id",
         )
     return session_id
+
+
+@contextlib.contextmanager
+def stage_errors() -> Iterator[None]:
+    """Stage failures as the API errors clients see: 4xx, 429, 502 or 504."""
+    try:
+        yield
+    except StageRejected as exc:
+        status = exc.status if exc.status in _CLIENT_STATUSES else 502
+        raise ApiError(status, str(exc), param=exc.record.stage, code="stage_rejected") from exc
+    except StageFailed as exc:
+        headers = {}
+        if exc.retry_after_s is not None:
+            headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+        if exc.rate_limited:
+            # Back-pressure meant for this caller (the guardrails count per end user):
+            # a 429 it can honour, not a 502 that reads like a broken mesh.
+            headers.setdefault("Retry-After", "5")
+            raise ApiError(
+                429,
+                str(exc),
+                param=exc.record.stage,
+                code="rate_limited",
+                headers=headers,
+            ) from exc
+        raise ApiError(
+            504 if exc.timed_out else 502,
+            str(exc),
+            param=exc.record.stage,
+            code="stage_timeout" if exc.timed_out else "stage_failed",
+            headers=headers,
+        ) from exc
 
 
 @dataclass
@@ -175,33 +209,9 @@ class Runner:
         started = time.perf_counter()
         outcome = "error"
         try:
-            await self._run_stages(runtime, pipe, inp, result)
+            with stage_errors():
+                await self._run_stages(runtime, pipe, inp, result)
             outcome = "blocked" if result.blocked else "ok"
-        except StageRejected as exc:
-            status = exc.status if exc.status in _CLIENT_STATUSES else 502
-            raise ApiError(status, str(exc), param=exc.record.stage, code="stage_rejected") from exc
-        except StageFailed as exc:
-            headers = {}
-            if exc.retry_after_s is not None:
-                headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
-            if exc.rate_limited:
-                # Back-pressure meant for this caller (the guardrails count per end user):
-                # a 429 it can honour, not a 502 that reads like a broken mesh.
-                headers.setdefault("Retry-After", "5")
-                raise ApiError(
-                    429,
-                    str(exc),
-                    param=exc.record.stage,
-                    code="rate_limited",
-                    headers=headers,
-                ) from exc
-            raise ApiError(
-                504 if exc.timed_out else 502,
-                str(exc),
-                param=exc.record.stage,
-                code="stage_timeout" if exc.timed_out else "stage_failed",
-                headers=headers,
-            ) from exc
         finally:
             self.metrics.runs.labels(pipe.name, outcome).inc()
             self.metrics.run_latency.labels(pipe.name).observe(time.perf_counter() - started)

@@ -160,3 +160,49 @@ class Settings(ServiceSettings):
         "Sorry, I can't help with that request.",
         description="Reply sent when guardrails block the input or the output.",
     )
+    # Live voice sessions (WS /v1/realtime, docs/services/realtime.md).
+    realtime_pipeline: str = Field(
+        "voice",
+        description="Pipeline behind /v1/realtime when `model` names no pipeline.",
+    )
+    realtime_max_sessions: int = Field(
+        16, ge=0, description="Most live sessions at once; one more gets an error and is closed."
+    )
+    realtime_idle_timeout_s: float = Field(
+        300.0, gt=0, description="A session with no client event for this long is closed."
+    )
+    realtime_max_append_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest decoded audio in one input_audio_buffer.append (error beyond).",
+    )
+    realtime_max_buffer_s: float = Field(
+        60.0,
+        gt=0,
+        description="Most uncommitted input audio (manual turns); appends beyond get an error.",
+    )
+    realtime_max_utterance_s: float = Field(
+        30.0, gt=0, description="Server VAD: an utterance this long is committed at once."
+    )
+    realtime_min_speech_ms: int = Field(
+        300,
+        ge=32,
+        description="Server VAD: speech shorter than this (a cough, 'mm-hm') neither starts a "
+        "turn nor interrupts a reply.",
+    )
+    realtime_vad: Literal["silero", "energy"] = Field(
+        "silero",
+        description="Server VAD model: Silero v6 (ONNX, bundled with faster-whisper) or an "
+        "energy detector (no model; weaker in noise, docs/bench/vad.md).",
+    )
+    realtime_output_chunk_ms: int = Field(
+        100, ge=20, le=1000, description="Audio per response.output_audio.delta event."
+    )
+    realtime_max_pending_chunks: int = Field(
+        50,
+        ge=1,
+        description="Audio deltas queued for a slow reader before generation waits (backpressure).",
+    )
+    realtime_send_timeout_s: float = Field(
+        20.0, gt=0, description="A client that takes longer than this to take one event is closed."
+    )

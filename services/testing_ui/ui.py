@@ -133,6 +133,25 @@ class Page:
         return "New conversation started.", "", "", None, [], None
 
 
+# Why this page has no live mode yet, shown on the page (docs/services/realtime.md).
+LIVE_NOTE = (
+    "Live voice sessions (audio streamed while you speak, replies streamed back, barge-in) "
+    "run on the orchestrator's OpenAI Realtime WebSocket `{ws}/realtime?model=voice`. This "
+    "page does not drive them yet. Gradio's streaming microphone reaches the server in "
+    "`stream_every` batches (0.5 s by default) through its event queue, and its streaming "
+    "player offers the server no way to cut audio already queued when you interrupt: the "
+    "page would add its own delay on both sides and barge-in would keep playing. A browser "
+    "client speaking the WebSocket directly (key via the `openai-insecure-api-key.` "
+    "subprotocol) is the way to build it. Meanwhile use `python -m services.voice_client "
+    "--live --file question.wav` (timings printed) or any OpenAI Realtime client."
+)
+
+
+def _ws_url(base_url: str) -> str:
+    base = base_url.rstrip("/")
+    return base.replace("https://", "wss://").replace("http://", "ws://") + "/v1"
+
+
 def build_blocks(client: OrchestratorClient, settings: Settings) -> gr.Blocks:
     """Lay out the page and wire its events."""
     import gradio as gr
@@ -186,6 +205,8 @@ def build_blocks(client: OrchestratorClient, settings: Settings) -> gr.Blocks:
             column_count=len(STAGE_COLUMNS),
         )
         new_conv = gr.Button("New conversation", elem_id="new-conversation")
+        with gr.Accordion("Live mode (streaming microphone)", open=False):
+            gr.Markdown(LIVE_NOTE.format(ws=_ws_url(client.base_url)), elem_id="live-note")
 
         outputs = [status, transcript, reply, reply_audio, stages, session]
         blocks.load(page.load, outputs=[pipeline, catalog, status])

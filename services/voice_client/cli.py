@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import TextIO
 
+from services.kit import ApiError
 from services.kit.audio import encode_wav
 from services.voice_client.audio_devices import AudioDeviceUnavailable, play_wav, record
 from services.voice_client.orchestrator_client import (
@@ -39,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         default=None,
         help="record this many seconds from the microphone (default 5 when no --file/--text)",
+    )
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="stream the speech at real-time pace over the realtime WebSocket (openai SDK): "
+        "the server detects the end of the turn and streams the reply; timings are printed",
     )
     p.add_argument("--url", default="http://localhost:8220", help="orchestrator base URL")
     p.add_argument("--api-key", default=None, help="bearer key when ORCHESTRATOR_API_KEYS is set")
@@ -100,6 +107,11 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             except AudioDeviceUnavailable as exc:
                 print(f"error: {exc}", file=err)
                 return EXIT_DEVICE
+    if args.live:
+        if wav is None:
+            print("error: --live streams speech: use --file or --record", file=err)
+            return EXIT_USAGE
+        return await run_live(args, wav, session, out, err)
     policy = RetryPolicy(max_attempts=max(1, args.retries), base_delay_s=args.retry_base)
     async with OrchestratorClient(
         args.url, api_key=args.api_key, timeout_s=args.timeout, retry=policy
@@ -131,6 +143,55 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(f"error: {exc}", file=err)
             return EXIT_DEVICE
     return EXIT_OK
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+async def run_live(
+    args: argparse.Namespace, wav: bytes, session: str, out: TextIO, err: TextIO
+) -> int:
+    """One turn over /v1/realtime: stream, print transcript, reply and timings, save audio."""
+    from openai import OpenAIError
+    from websockets.exceptions import WebSocketException
+
+    from services.voice_client.live import live_turn
+
+    try:
+        result = await live_turn(
+            args.url,
+            wav,
+            api_key=args.api_key,
+            pipeline=args.pipeline or "voice",
+            session_id=session,
+            timeout_s=args.timeout,
+        )
+    except (OSError, TimeoutError, ApiError, OpenAIError, WebSocketException) as exc:
+        print(f"error: live session failed: {exc}", file=err)
+        return EXIT_ORCHESTRATOR
+    for problem in result.errors:
+        print(f"server error: {problem}", file=err)
+    if result.transcript is not None:
+        print(f"You:       {result.transcript}", file=out)
+    print(f"Assistant: {result.response}", file=out)
+    print(
+        f"status={result.status or 'none'} session={session} "
+        f"end of speech → speech_stopped {_ms(result.since_speech_end(result.speech_stopped))}, "
+        f"→ first audio {_ms(result.since_speech_end(result.first_audio))}, "
+        f"→ done {_ms(result.since_speech_end(result.done))}",
+        file=out,
+    )
+    if args.out is not None and result.audio:
+        args.out.write_bytes(result.wav)
+        print(f"reply audio saved to {args.out}", file=out)
+    if args.play and result.audio:
+        try:
+            await asyncio.to_thread(play_wav, result.wav)
+        except AudioDeviceUnavailable as exc:
+            print(f"error: {exc}", file=err)
+            return EXIT_DEVICE
+    return EXIT_OK if result.status == "completed" else EXIT_ORCHESTRATOR
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,16 +11,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
+import math
 import random
+import struct
 import threading
 import time
 import wave
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,6 +52,10 @@ class Knobs:
     tool_calls: tuple[tuple[str, str], ...] = ()
     tool_calls_always: bool = False
     blocked_words: tuple[str, ...] = ("bomb",)
+    # Streaming chat (`stream: true`): the pause before each word; streams the client dropped.
+    token_delay_s: float = 0.0
+    streams_aborted: int = 0
+    tts_seconds: float = 0.1  # length of the speech each TTS call returns
     # False: the guard ignores `history` like a guardrails from before it existed.
     checks_history: bool = True
     end_users: list[str | None] = field(default_factory=list)  # X-End-User-ID of guard calls
@@ -77,6 +85,9 @@ class Knobs:
         self.tool_calls = ()
         self.tool_calls_always = False
         self.checks_history = True
+        self.token_delay_s = 0.0
+        self.streams_aborted = 0
+        self.tts_seconds = 0.1
         self.calls.clear()
         self.hosts.clear()
         self.requests.clear()
@@ -100,6 +111,38 @@ def tiny_wav(seconds: float = 0.1, rate: int = 16000) -> bytes:
         w.setframerate(rate)
         w.writeframes(b"\x00\x00" * int(seconds * rate))
     return buf.getvalue()
+
+
+def tiny_tone(seconds: float, rate: int = 16000) -> bytes:
+    """A PCM16 WAV of a quiet 220 Hz tone (non-silent, so a test can see the audio arrive)."""
+    n = int(seconds * rate)
+    samples = [int(3000 * math.sin(2 * math.pi * 220 * i / rate)) for i in range(n)]
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(struct.pack(f"<{n}h", *samples))
+    return buf.getvalue()
+
+
+async def _sse(knobs: Knobs, content: str) -> AsyncIterator[str]:
+    """An OpenAI chat-completion stream of `content`, word by word."""
+    words = content.split(" ")
+    finished = False
+    try:
+        for i, word in enumerate(words):
+            if knobs.token_delay_s:
+                await asyncio.sleep(knobs.token_delay_s)
+            piece = word if i == 0 else " " + word
+            chunk = {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+            yield f"data: {json.dumps(chunk)}\n\n"
+        done = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        yield f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n"
+        finished = True
+    finally:
+        if not finished:
+            knobs.streams_aborted += 1
 
 
 class ProcessingTimer:
@@ -258,6 +301,9 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
             if results:
                 content += " | tools said: " + " | ".join(results)
             message = {"role": "assistant", "content": content}
+        if body.get("stream") and "tool_calls" not in message:
+            stream = _sse(knobs, message["content"])
+            return StreamingResponse(stream, media_type="text/event-stream")
         return JSONResponse(
             {
                 "id": "chatcmpl-fake",
@@ -283,7 +329,8 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
         knobs.remember({"endpoint": "tts", **body})
         if not str(body.get("input", "")).strip():
             return _error(400, "input is empty")
-        return Response(tiny_wav(), media_type="audio/wav", headers={"X-TTS-Engine": knobs.name})
+        speech = tiny_tone(knobs.tts_seconds)
+        return Response(speech, media_type="audio/wav", headers={"X-TTS-Engine": knobs.name})
 
     return app
 

@@ -1,0 +1,1 @@
+"""Live voice sessions: the OpenAI Realtime API on WS /v1/realtime."""
