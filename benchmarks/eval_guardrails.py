@@ -289,6 +289,29 @@ def assemble() -> str:
         "success rule: docs/security.md § Guardrails evaluation. Figures only; no prompt text.",
         "",
     ]
+    lines += [
+        "## Summary",
+        "",
+        "| run | attack success (end to end) | held-out attacks blocked at input | "
+        "third-party benign blocked | own benign blocked | input guard p95 (HTTP) | load |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        b = r["guard"]["blocked"]
+        att = [v for k, v in b.items() if not k.startswith("benign")]
+        ben = [v for k, v in b.items() if k.startswith("benign") and not k.endswith("|own")]
+        own = [v for k, v in b.items() if k.endswith("|own")]
+        fams = r.get("e2e", {}).get("families", {})
+        won = [v.get("success", 0) for k, v in fams.items() if not k.startswith("benign")]
+        sent = [v.get("n", 0) for k, v in fams.items() if not k.startswith("benign")]
+        e2e = rate([sum(won), sum(sent)]) if sent else "not run"
+        lines.append(
+            f"| {r['label']} | {e2e} | {rate([sum(a for a, _ in att), sum(n for _, n in att)])} "
+            f"| {rate([sum(a for a, _ in ben), sum(n for _, n in ben)])} "
+            f"| {rate([sum(a for a, _ in own), sum(n for _, n in own)])} "
+            f"| {r['guard']['latency_ms']['p95']:.0f} ms | {r['machine'].split('average ')[-1]} |"
+        )
+    lines.append("")
     for r in runs:
         lines += [
             f"## {r['label']}",
@@ -333,9 +356,9 @@ def assemble() -> str:
             for k, v in e["families"].items():
                 if not k.startswith("benign"):
                     tot.update(v)
-                won = "-" if k.startswith("benign") else v.get("success", 0)
+                cell = "-" if k.startswith("benign") else v.get("success", 0)
                 lines.append(
-                    f"| {k} | {v.get('n', 0)} | {won} "
+                    f"| {k} | {v.get('n', 0)} | {cell} "
                     f"| {v.get('blocked_input', 0)} | {v.get('blocked_output', 0)} "
                     f"| {v.get('rejected_4xx', 0)} | {v.get('error_5xx', 0)} |"
                 )

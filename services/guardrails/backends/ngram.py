@@ -33,19 +33,36 @@ _WHITE = re.compile(r"\s\s+")
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
 
-def char_wb_ngrams(text: str, lo: int, hi: int) -> list[str]:
-    """Character n-grams inside word boundaries, exactly as scikit-learn's `char_wb`."""
+def _word_grams(word: str, lo: int, hi: int) -> list[str]:
+    w = f" {word} "
+    out: list[str] = []
+    for n in range(lo, hi + 1):
+        offset = 0
+        out.append(w[0:n])
+        while offset + n < len(w):
+            offset += 1
+            out.append(w[offset : offset + n])
+        if offset == 0:  # a word shorter than n counts once
+            break
+    return out
+
+
+def char_wb_ngrams(
+    text: str, lo: int, hi: int, cache: dict[str, list[str]] | None = None
+) -> list[str]:
+    """Character n-grams inside word boundaries, exactly as scikit-learn's `char_wb`.
+
+    `cache` (word -> its n-grams) is shared by the overlapping windows of one text.
+    """
     out: list[str] = []
     for word in _WHITE.sub(" ", text).split():
-        w = f" {word} "
-        for n in range(lo, hi + 1):
-            offset = 0
-            out.append(w[0:n])
-            while offset + n < len(w):
-                offset += 1
-                out.append(w[offset : offset + n])
-            if offset == 0:  # a word shorter than n counts once
-                break
+        if cache is None:
+            out += _word_grams(word, lo, hi)
+            continue
+        grams = cache.get(word)
+        if grams is None:
+            grams = cache[word] = _word_grams(word, lo, hi)
+        out += grams
     return out
 
 
@@ -70,10 +87,11 @@ class _Part:
             for t, i, w in zip(part["vocabulary"], part["idf"], part["coef"], strict=True)
         }
 
-    def score(self, text: str) -> float:
-        grams = (char_wb_ngrams if self.analyzer == "char_wb" else word_ngrams)(
-            text, self.lo, self.hi
-        )
+    def score(self, text: str, cache: dict[str, list[str]]) -> float:
+        if self.analyzer == "char_wb":
+            grams = char_wb_ngrams(text, self.lo, self.hi, cache)
+        else:
+            grams = word_ngrams(text, self.lo, self.hi)
         counts: dict[str, int] = {}
         for g in grams:
             if g in self.terms:
@@ -117,8 +135,9 @@ class NgramClassifier:
 
     def _raw(self, texts: list[str]) -> list[float]:
         out = []
+        cache: dict[str, list[str]] = {}  # known only to this call: no growth across requests
         for text in texts:
-            z = self._bias + sum(part.score(text) for part in self._parts)
+            z = self._bias + sum(part.score(text, cache) for part in self._parts)
             out.append(1.0 / (1.0 + math.exp(-z)))
         return out
 
