@@ -1,11 +1,12 @@
 """The offline mesh's STT path as a Docker Swarm stack on a single-node swarm.
 
-One session: `make docker-engine`, `make compose-build` of the two images the tests use
-(warm after `make compose-test`), then `scripts/stack.py up` with docker-stack.yml — the same
+One session: `make docker-engine`, `make compose-build` of the two images the tests use (warm
+after `make compose-test`), then `scripts/stack.py up` with docker-stack.yml — the same
 rendering `make stack-up` does — keeping only the orchestrator and stt (two replicas), with
-Whisper tiny.en and no denoise stage (tests/swarm/stack.test.yml), to hold CI's cost down; `scripts/stack.py down` at the end, which leaves the swarm
-only if this run initialised it. Keys are generated for the run and passed in the
-environment (no `.env` written). Timings go to artifacts/swarm-timings.json.
+Whisper tiny.en and no denoise stage (tests/swarm/stack.test.yml), to hold CI's cost down;
+`scripts/stack.py down` at the end, which leaves the swarm only if this run initialised it.
+Keys are generated for the run and passed in the environment (no `.env` written). Timings go to
+artifacts/swarm-timings.json.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 replica dies, when the service is updated, or when an update fails and rolls back.
 
 Traffic: spoken questions to the orchestrator's published port on 127.0.0.1 (the `transcribe`
-pipeline; denoise switched off for the test), and inside, between the stack's own containers on its overlay
-network. stt runs with `endpoint_mode: dnsrr`: the orchestrator resolves `stt` to both
-replicas and spreads its calls itself. Each replica's own /metrics is read inside its
+pipeline; denoise switched off for the test), and inside, between the stack's own containers on
+its overlay network. stt runs with `endpoint_mode: dnsrr`: the orchestrator resolves `stt` to
+both replicas and spreads its calls itself. Each replica's own /metrics is read inside its
 container (`docker exec`), so a count cannot come from its sibling.
 """
 
