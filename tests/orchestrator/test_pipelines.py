@@ -243,7 +243,10 @@ def test_every_provider_failing_gives_502_or_504_naming_the_stage(fakes, tmp_pat
 
 def test_circuit_opens_then_recovers(fakes, tmp_path):
     path = write_config(tmp_path / "p.yaml", config_doc(all_urls(fakes)))
-    with orchestrator(path, breaker_failures=2, breaker_cooldown_s=0.6) as base:
+    # The cool-down must outlast the calls made while the circuit is open: a 0.6 s one let a
+    # loaded box (each ask ~0.7 s) reach half-open again between two asks and probe twice.
+    cooldown = 4.0
+    with orchestrator(path, breaker_failures=2, breaker_cooldown_s=cooldown) as base:
         fakes["primary"].knobs.status = 503
         for _ in range(2):
             assert ask(base, "hi", pipeline="text").json()["response"].startswith("[backup]")
@@ -258,14 +261,14 @@ def test_circuit_opens_then_recovers(fakes, tmp_path):
             'orchestrator_circuit_open{provider="llm-a"} 1.0' in httpx.get(base + "/metrics").text
         )
 
-        time.sleep(0.7)  # cool-down over: one probe; it fails, so the circuit opens again
+        time.sleep(cooldown + 0.1)  # cool-down over: one probe; it fails, so the circuit opens again
         ask(base, "hi", pipeline="text")
         assert fakes["primary"].knobs.calls["llm"] == 3
         ask(base, "hi", pipeline="text")
         assert fakes["primary"].knobs.calls["llm"] == 3
 
         fakes["primary"].knobs.status = None
-        time.sleep(0.7)  # the next probe succeeds and closes the circuit
+        time.sleep(cooldown + 0.1)  # the next probe succeeds and closes the circuit
         r = ask(base, "hi", pipeline="text")
         assert r.json()["response"].startswith("[primary]")
         assert httpx.get(base + "/v1/pipelines").json()["circuits"]["llm-a"]["state"] == "closed"
