@@ -41,6 +41,14 @@ def rt(tmp_path_factory: pytest.TempPathFactory, fakes: dict[str, Fake]) -> Iter
         yield base
 
 
+@pytest.fixture(autouse=True)
+def _fixed_reply_cleared(fakes: dict[str, Fake]) -> Iterator[None]:
+    """Tests here set a fixed LLM reply; the next one starts from the echoing fake."""
+    yield
+    for fake in fakes.values():
+        fake.knobs.reply = None
+
+
 @contextlib.asynccontextmanager
 async def connect(base: str, key: str = "k", **query: Any) -> AsyncIterator[Any]:
     """An SDK realtime connection to `base` (model=voice unless given)."""
