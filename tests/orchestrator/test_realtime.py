@@ -41,6 +41,14 @@ def rt(tmp_path_factory: pytest.TempPathFactory, fakes: dict[str, Fake]) -> Iter
         yield base
 
 
+@pytest.fixture(autouse=True)
+def _fixed_reply_cleared(fakes: dict[str, Fake]) -> Iterator[None]:
+    """Tests here set a fixed LLM reply; the next one starts from the echoing fake."""
+    yield
+    for fake in fakes.values():
+        fake.knobs.reply = None
+
+
 @contextlib.asynccontextmanager
 async def connect(base: str, key: str = "k", **query: Any) -> AsyncIterator[Any]:
     """An SDK realtime connection to `base` (model=voice unless given)."""
@@ -466,3 +474,30 @@ def test_buffer_cap_and_idle_timeout(tmp_path: Path, fakes: dict[str, Fake]) -> 
 
     with orchestrator(path, realtime_max_buffer_s=0.25, realtime_idle_timeout_s=1.0) as base:
         asyncio.run(body(base))
+
+
+@pytest.mark.parametrize("llm_client", ["http", "langchain"])
+def test_tool_rounds_answer_whole_then_spoken(
+    tmp_path: Path, fakes: dict[str, Fake], llm_client: str
+) -> None:
+    """A provider offered tools (or the LangChain client) answers whole; the reply is still
+    split into sentences and spoken, with the tool's result."""
+    primary = fakes["primary"].knobs
+    primary.tool_calls = (("calculate", json.dumps({"expression": "(17 + 25) * 3"})),)
+    doc = config_doc(all_urls(fakes))
+    doc["providers"]["llm-a"]["supports_tools"] = True
+    llm = next(s for s in doc["pipelines"]["voice"] if s["stage"] == "llm")
+    llm["tools"] = ["calculate"]
+    path = write_config(tmp_path / "p.yaml", doc)
+
+    async def body(base: str) -> list[Any]:
+        async with connect(base) as conn:
+            return await text_turn(conn, "what is 17 plus 25, times 3?")
+
+    with orchestrator(path, llm_client=llm_client) as base:
+        events = asyncio.run(body(base))
+    assert events[-1].response.status == "completed"
+    spoken = [e.delta for e in events if e.type == "response.output_audio_transcript.delta"]
+    assert "".join(spoken).endswith("tools said: 126") and len(spoken) == 2
+    llm_calls = [r for r in primary.requests if r["endpoint"] == "llm"]
+    assert len(llm_calls) == 2 and not any(r.get("stream") for r in llm_calls)
