@@ -261,7 +261,7 @@ def test_circuit_opens_then_recovers(fakes, tmp_path):
             'orchestrator_circuit_open{provider="llm-a"} 1.0' in httpx.get(base + "/metrics").text
         )
 
-        time.sleep(cooldown + 0.1)  # cool-down over: one probe; it fails, so the circuit opens again
+        time.sleep(cooldown + 0.1)  # cool-down over: one probe; it fails, the circuit reopens
         ask(base, "hi", pipeline="text")
         assert fakes["primary"].knobs.calls["llm"] == 3
         ask(base, "hi", pipeline="text")
