@@ -15,7 +15,7 @@ EXTRAS := stt,tts,bark,llm,denoise,rnnoise,guardrails,orchestrator,ui,discord,of
 APT_PACKAGES := redis-server prometheus chromium espeak-ng sox ffmpeg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps install models run demo up down logs health test test-fast lint format bench compose-check clean env docker-engine base-image wheels models-docker compose-build compose-up compose-down compose-test
+.PHONY: help setup system-deps install models run demo up down logs health test test-fast lint format bench eval compose-check clean env docker-engine base-image wheels models-docker compose-build compose-up compose-down compose-test
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -116,6 +116,11 @@ compose-check: ## Validate the compose files and overlays with the real compose 
 
 bench: ## Run every benchmark and write docs/benchmarks.md
 	$(PYTHON) scripts/bench_all.py
+
+# EVAL_ARGS="--per-cell 4" runs a smaller grid; docs/quality.md says how long the full one takes.
+EVAL_ARGS ?=
+eval: ## Spoken question → spoken answer quality on the local mesh; writes docs/quality.md
+	$(PYTHON) -m scripts.quality.run_eval --label eval $(EVAL_ARGS)
 
 clean: ## Remove caches and test artifacts
 	rm -rf .pytest_cache .mypy_cache .ruff_cache artifacts .models-docker

@@ -72,6 +72,7 @@ _REFUSALS = (
     "illegal",
     "harmful",
 )
+UNFINISHED_MIN_WORDS = 8
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]*$")
 
 
@@ -171,6 +172,8 @@ def degenerate_reasons(reply: str) -> list[str]:
     looped = [g for g, n in grams.items() if n >= 3]
     if looped:
         reasons.append(f"3-gram repeated: {' '.join(looped[0])!r}")
-    if not _SENTENCE_END.search(text):
+    # A short reply without a full stop ("2 + 2 = 4") is complete; a long one that stops
+    # without one ran out of tokens mid-sentence.
+    if not _SENTENCE_END.search(text) and len(words) >= UNFINISHED_MIN_WORDS:
         reasons.append("unfinished sentence")
     return reasons
