@@ -71,9 +71,11 @@ per-cell rates as ±1 question = ±50 %, its per-SNR rates as ±12.5 %).
   "not appropriate", "harmful", "illegal", ...). **Answer accuracy** is over the 60 answerable
   questions, **decline accuracy** over the 4 others.
 - *Degenerate reply*: empty, a word said 3+ times in a row, any word 3-gram said 3+ times, or
-  an unfinished last sentence (a reply of 8 or more words that does not end in . ! ? …,
-  quotes/brackets allowed after; shorter ones such as "2 + 2 = 4" are complete). Blocked
-  turns are not counted.
+  an unfinished last sentence: a reply of 40 or more words that does not end in . ! ? …
+  (quotes/brackets allowed after). `/v1/voice` does not report the LLM's `finish_reason`, so
+  length stands in for "ran out of `max_tokens`": the cut replies seen had 44–45 words (64
+  tokens), replies the model ended itself without a full stop ("2 + 2 = 4", one ending in a
+  URL) 3–34 words. Blocked turns are not counted.
 - *Latency*: client wall time of `POST /v1/voice` (JSON with base64 reply WAV), p50 / p95.
 """
 
