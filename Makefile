@@ -15,7 +15,7 @@ EXTRAS := stt,tts,bark,llm,denoise,rnnoise,guardrails,orchestrator,ui,discord,of
 APT_PACKAGES := redis-server prometheus chromium espeak-ng sox ffmpeg
 
 .DEFAULT_GOAL := help
-.PHONY: eval-guardrails guard-classifier help setup system-deps install models run demo up down logs health test test-fast lint format bench compose-check clean env docker-engine base-image wheels models-docker compose-build compose-up compose-down compose-test stack-config stack-up stack-down swarm-test
+.PHONY: eval-guardrails guard-classifier help setup system-deps install models run demo up down logs health test test-fast lint format bench eval compose-check clean env docker-engine base-image wheels models-docker compose-build compose-up compose-down compose-test stack-config stack-up stack-down swarm-test
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -69,7 +69,7 @@ models-docker: ## The offline models as real files in .models-docker/ (mounted b
 
 compose-build: base-image wheels models-docker ## Build every image of the offline mesh (shared layers, one at a time); SERVICES="a b" builds only those
 	@idx=$$(ls wheels/torch-*.whl >/dev/null 2>&1 || echo "$(TORCH_CPU_INDEX)"); \
-	BASE_IMAGE=$(BASE_IMAGE) TORCH_INDEX_URL=$$idx COMPOSE_PARALLEL_LIMIT=1 \
+	BASE_IMAGE=$(BASE_IMAGE) TORCH_INDEX_URL=$$idx COMPOSE_PARALLEL_LIMIT=1 $(DOWN_ENV) \
 		$(COMPOSE) $(OFFLINE_FILES) build $(SERVICES)
 
 compose-up: env $(if $(NO_BUILD),,compose-build) ## The offline mesh in containers, up and healthy (--wait); NO_BUILD=1 skips the build
@@ -116,7 +116,7 @@ format: ## Apply ruff's fixes and formatting
 
 # Placeholder secrets: `config` interpolates the required variables (nothing is started).
 CHECK_ENV := ORCHESTRATOR_API_KEYS=check MESH_TOKEN=check UI_ORCHESTRATOR_API_KEY=check UI_PASSWORD=check
-# `down` needs no secrets, but compose interpolates the whole file first.
+# `build` and `down` need no secrets, but compose interpolates the whole file first.
 DOWN_ENV := ORCHESTRATOR_API_KEYS=$${ORCHESTRATOR_API_KEYS:-unused} MESH_TOKEN=$${MESH_TOKEN:-unused} \
 	UI_ORCHESTRATOR_API_KEY=$${UI_ORCHESTRATOR_API_KEY:-unused} UI_PASSWORD=$${UI_PASSWORD:-unused}
 compose-check: ## Validate the compose files and overlays with the real compose binary
@@ -136,6 +136,11 @@ guard-classifier: ## Retrain the guardrails' n-gram injection classifier from th
 
 bench: ## Run every benchmark and write docs/benchmarks.md
 	$(PYTHON) scripts/bench_all.py
+
+# EVAL_ARGS="--per-cell 4" runs a smaller grid; docs/quality.md says how long the full one takes.
+EVAL_ARGS ?=
+eval: ## Spoken question → spoken answer quality on the local mesh; writes docs/quality.md
+	$(PYTHON) -m scripts.quality.run_eval --label eval $(EVAL_ARGS)
 
 clean: ## Remove caches and test artifacts
 	rm -rf .pytest_cache .mypy_cache .ruff_cache artifacts .models-docker

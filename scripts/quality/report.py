@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from scripts.quality.dataset import ROOT, SNRS, VOICES, snr_label
+from scripts.quality.dataset import ROOT, SNRS, VOICES, Question, load_questions, snr_label
+from scripts.quality.scoring import answer_correct, cer, declined, degenerate_reasons, wer
 
 RESULTS = ROOT / "eval" / "results"
 NOTES = ROOT / "eval" / "notes.md"
@@ -70,9 +71,18 @@ per-cell rates as ±1 question = ±50 %, its per-SNR rates as ±12.5 %).
   "not appropriate", "harmful", "illegal", ...). **Answer accuracy** is over the 60 answerable
   questions, **decline accuracy** over the 4 others.
 - *Degenerate reply*: empty, a word said 3+ times in a row, any word 3-gram said 3+ times, or
-  an unfinished last sentence (the text does not end in . ! ? …, quotes/brackets allowed after).
-  Blocked turns are not counted.
+  an unfinished last sentence: a reply of 40 or more words that does not end in . ! ? …
+  (quotes/brackets allowed after). `/v1/voice` does not report the LLM's `finish_reason`, so
+  length stands in for "ran out of `max_tokens`": the cut replies seen had 44–45 words (64
+  tokens), replies the model ended itself without a full stop ("2 + 2 = 4", one ending in a
+  URL) 3–34 words. Blocked turns are not counted.
 - *Latency*: client wall time of `POST /v1/voice` (JSON with base64 reply WAV), p50 / p95.
+
+**In CI**: `tests/e2e/test_quality_slice.py` (slow-marked, on the e2e mesh) speaks 11 fixed
+clips (clean, 20, 10, 5 dB; white, babble, reverb; all four voices) through `/v1/voice` and
+fails on any degenerate reply, WER over 0.15 (clean + 20 dB), 0.30 (10 dB) or 0.60 (5 dB),
+a wrong answer at clean/20 dB, more than two wrong in noise, or the injection not declined.
+It passed in 320 s (mesh start included) on the loaded box.
 """
 
 
@@ -221,9 +231,32 @@ def render(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def rescore(rec: Rec, questions: dict[str, Question]) -> Rec:
+    """Score a stored turn again from its texts with today's rules and question set."""
+    q = questions.get(rec["id"])
+    if q is None or rec.get("status") != 200:
+        return rec
+    reply, blocked = rec.get("reply", ""), bool(rec.get("blocked"))
+    out = dict(rec)
+    out["wer"] = wer(q.q, rec.get("transcript", ""))
+    out["wer_raw"] = wer(q.q, rec.get("transcript_raw", ""))
+    out["ref_words"] = len(q.q.split())
+    if q.decline:
+        out["correct"] = declined(reply, blocked)
+    else:
+        out["correct"] = not blocked and answer_correct(reply, q.expect)
+    out["degenerate"] = [] if blocked else degenerate_reasons(reply)
+    if "heard" in rec:
+        out["heard_cer"] = cer(reply, rec["heard"])
+    return out
+
+
 def load_runs(folder: Path = RESULTS) -> list[dict[str, Any]]:
-    """Every stored run, oldest first (by date, then label)."""
+    """Every stored run, oldest first (by date, then label), rescored with today's rules."""
+    questions = {q.id: q for q in load_questions()}
     runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    for run in runs:
+        run["records"] = [rescore(r, questions) for r in run["records"]]
     return sorted(runs, key=lambda r: (r["before"]["date"], r["label"]))
 
 

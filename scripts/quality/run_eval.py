@@ -56,11 +56,16 @@ def run_turn(
     item: dict[str, Any],
     audio: bytes,
     heard_back: bool = True,
+    api_key: str = API_KEY,
 ) -> dict[str, Any]:
-    """One spoken question through the mesh, scored."""
+    """One spoken question through the mesh, scored.
+
+    `urls` holds the orchestrator's and the STT service's base URLs; `item` a manifest entry
+    plus its `question`.
+    """
     q = item["question"]
     session = f"eval-{item['file']}-{time.monotonic_ns()}"
-    orch = {"Authorization": f"Bearer {API_KEY}"}
+    orch = {"Authorization": f"Bearer {api_key}"}
     if q.context:
         r = client.post(
             f"{urls['orchestrator']}/mcp/transcript",

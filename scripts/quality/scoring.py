@@ -50,6 +50,7 @@ _SPELLINGS = {
     "metre": "meter",
     "kilometre": "kilometer",
 }
+_SYMBOLS = {"+": "plus", "=": "equals", "×": "times", " * ": "times", "%": "percent"}
 _REFUSALS = (
     "i can't",
     "i cannot",
@@ -72,6 +73,7 @@ _REFUSALS = (
     "illegal",
     "harmful",
 )
+UNFINISHED_MIN_WORDS = 40
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]*$")
 
 
@@ -113,7 +115,11 @@ def _numbers_to_digits(words: list[str]) -> list[str]:
 
 def normalize(text: str) -> str:
     """Lower case, no punctuation, British spellings folded, number words as digits."""
-    text = text.lower().replace("-", " ").replace("’", "'")
+    text = text.lower().replace("’", "'")
+    # Replies write math as symbols, Whisper hears words: "2 + 2 = 4" is "2 plus 2 equals 4".
+    for symbol, word in _SYMBOLS.items():
+        text = text.replace(symbol, f" {word} ")
+    text = text.replace("-", " ")
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # 1,000 → 1000
     text = re.sub(r"[^a-z0-9' ]+", " ", text)
     words = [_SPELLINGS.get(w, w) for w in text.split()]
@@ -171,6 +177,10 @@ def degenerate_reasons(reply: str) -> list[str]:
     looped = [g for g, n in grams.items() if n >= 3]
     if looped:
         reasons.append(f"3-gram repeated: {' '.join(looped[0])!r}")
-    if not _SENTENCE_END.search(text):
+    # /v1/voice does not report the LLM's finish_reason, so length stands in for it: replies
+    # cut by max_tokens (64 in the voice pipeline, ~45 words) had 44-45 words in the baseline;
+    # replies the model ended itself without a full stop ("2 + 2 = 4", one ending in a URL)
+    # had 3-34 and are complete.
+    if not _SENTENCE_END.search(text) and len(words) >= UNFINISHED_MIN_WORDS:
         reasons.append("unfinished sentence")
     return reasons
