@@ -53,9 +53,9 @@ class SwarmStack:
     env: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
 
-    def docker(self, *args: str, check: bool = True) -> str:
+    def docker(self, *args: str, check: bool = True, timeout: float = 900) -> str:
         """The docker CLI's stdout."""
-        return run(["docker", *args], self.env, check=check).stdout
+        return run(["docker", *args], self.env, check=check, timeout=timeout).stdout
 
     def service(self, name: str) -> str:
         """The swarm service name of a compose service."""
@@ -105,9 +105,14 @@ def swarm_stack() -> Iterator[SwarmStack]:
         yield stack
     finally:
         if _swarm_state(env) == "active":
-            logs = stack.docker(
-                "service", "logs", "--tail", "100", stack.service("stt"), check=False
-            )
+            try:
+                logs = stack.docker(
+                    "service", "logs", "--tail", "100", stack.service("stt"), check=False, timeout=60
+                )
+            except subprocess.TimeoutExpired:
+                # Engine 20.10's `service logs` can hang on a task whose container is gone (seen
+                # after the rollback test); the stack must still come down.
+                logs = "docker service logs: no answer in 60 s\n"
             (ROOT / "artifacts").mkdir(exist_ok=True)
             (ROOT / "artifacts" / "swarm-stt-logs.txt").write_text(logs)
         start = time.monotonic()
