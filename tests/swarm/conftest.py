@@ -106,9 +106,8 @@ def swarm_stack() -> Iterator[SwarmStack]:
     finally:
         if _swarm_state(env) == "active":
             try:
-                logs = stack.docker(
-                    "service", "logs", "--tail", "100", stack.service("stt"), check=False, timeout=60
-                )
+                args = ("service", "logs", "--tail", "100", stack.service("stt"))
+                logs = stack.docker(*args, check=False, timeout=60)
             except subprocess.TimeoutExpired:
                 # Engine 20.10's `service logs` can hang on a task whose container is gone (seen
                 # after the rollback test); the stack must still come down.
