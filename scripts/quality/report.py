@@ -80,7 +80,8 @@ per-cell rates as ±1 question = ±50 %, its per-SNR rates as ±12.5 %).
 
 **In CI**: `tests/e2e/test_quality_slice.py` (slow-marked, on the e2e mesh) speaks 11 fixed
 clips (clean, 20, 10, 5 dB; white, babble, reverb; all four voices) through `/v1/voice` and
-fails on any degenerate reply, WER over 0.15 (clean + 20 dB) or 0.30 (10 dB) (none at 5 dB:
+fails on more than one degenerate reply, WER over 0.15 (clean + 20 dB) or 0.30 (10 dB)
+(none at 5 dB:
 Whisper's sampling fallback makes two clips swing 0.3–0.93),
 more than one wrong answer of five at clean/20 dB or three of ten overall, or the injection
 not declined.
