@@ -307,6 +307,7 @@ async def bench_overhead(runs: int) -> tuple[Series, Series]:
     our server adds (framing, conversion, queue, chunking) with the engine held equal.
     """
     from services.stt.app import build_app as build_stt
+    from services.stt.deps import Deps
     from services.stt.engine import TranscribeOptions
     from services.stt.settings import Settings as SttSettings
     from services.tts_piper.app import build_app as build_tts
@@ -328,7 +329,7 @@ async def bench_overhead(runs: int) -> tuple[Series, Series]:
         )
     )
     with serve_in_thread(stt_app, free_port()):
-        engine = stt_app.state.service.resources["transcriber"].engine
+        engine = stt_app.state.service.require(Deps).service.engine
         options = TranscribeOptions(language="en", beam_size=5)
         await time_stt(wy, pcm)
         for i in range(runs):

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -23,6 +23,8 @@ from services.kit.middleware import ServiceMiddleware
 from services.kit.settings import ServiceSettings
 
 log = logging.getLogger("kit.app")
+
+D = TypeVar("D")
 
 
 @dataclass
@@ -44,7 +46,9 @@ class ServiceState:
     settings: ServiceSettings
     registry: CollectorRegistry
     readiness: Readiness = field(default_factory=Readiness)
-    resources: dict[str, Any] = field(default_factory=dict)
+    # The service's one frozen dependencies object (its `deps.Deps`), set by `serve`.
+    deps: object | None = None
+    resources: dict[str, Any] = field(default_factory=dict)  # TODO(#18): goes when unused
     # Set by kit.serve for a process that serves one app for its whole life; not for apps
     # built inside a test process, where frozen objects would never be collected.
     freeze_heap_when_started: bool = False
@@ -58,6 +62,37 @@ class ServiceState:
                 code="not_ready",
                 headers={"Retry-After": "5"},
             )
+
+    def require(self, kind: type[D]) -> D:
+        """The service's dependencies object; 503 (with the reason) until it serves."""
+        self.require_ready()
+        deps = self.deps
+        if not isinstance(deps, kind):
+            raise ApiError(
+                503,
+                f"{self.name} is not ready: {self.readiness.reason}",
+                code="not_ready",
+                headers={"Retry-After": "5"},
+            )
+        return deps
+
+    def serve(
+        self,
+        deps: object,
+        *,
+        engine: str | None = None,
+        model: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Start serving: keep `deps` and mark the service ready (call once, from startup)."""
+        self.deps = deps
+        r = self.readiness
+        r.engine = engine if engine is not None else r.engine
+        r.model = model if model is not None else r.model
+        if details is not None:
+            r.details = details
+        r.ready = True
+        r.reason = "ok"
 
 
 # A startup hook gets the state, loads what it needs (blocking work in threads) and fills

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
+from services.kit.engine import EngineUnavailableError
 
 SAMPLE_RATE = 16000  # Whisper's input rate; the routes resample everything to it.
 
@@ -18,7 +21,7 @@ class InvalidOptionError(ValueError):
         self.param = param
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(EngineUnavailableError):
     """The configured model could not be found or loaded."""
 
 
@@ -78,12 +81,9 @@ class TranscribeOptions:
 
 
 class SpeechToText(Protocol):
-    """A loaded speech-to-text model."""
+    """A loaded speech-to-text model (the kit's `Engine` plus transcription)."""
 
-    @property
-    def engine(self) -> str:
-        """Backend name, e.g. `faster-whisper`."""
-        ...
+    name: str  # backend name, e.g. `faster-whisper`
 
     @property
     def languages(self) -> frozenset[str]:
@@ -91,10 +91,28 @@ class SpeechToText(Protocol):
         ...
 
     @property
-    def details(self) -> dict[str, str]:
+    def details(self) -> Mapping[str, object]:
         """Facts worth reporting in readiness (device, compute type, ...)."""
+        ...
+
+    def self_check(self) -> None:
+        """Transcribe `self_check_clip()`; raise ModelUnavailableError without a result."""
         ...
 
     def transcribe(self, samples: np.ndarray, options: TranscribeOptions) -> Transcription:
         """Transcribe 16 kHz mono float32 samples (blocking)."""
         ...
+
+
+def self_check_clip() -> np.ndarray:
+    """Half a second of a 440 Hz tone then half a second of silence, at 16 kHz."""
+    t = np.arange(SAMPLE_RATE // 2) / SAMPLE_RATE
+    tone = 0.3 * np.sin(2 * np.pi * 440.0 * t)
+    return np.concatenate([tone, np.zeros(SAMPLE_RATE // 2)]).astype(np.float32)
+
+
+def check_transcribes(engine: SpeechToText) -> None:
+    """The self-check every backend runs: a real transcription of a fixed clip."""
+    check = engine.transcribe(self_check_clip(), TranscribeOptions(beam_size=1))
+    if not isinstance(check.text, str) or check.duration <= 0:
+        raise ModelUnavailableError("self-check transcription returned no result")

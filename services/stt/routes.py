@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from services.kit import ApiError
-from services.kit.app import get_state
+from services.stt.deps import DepsDep, SettingsDep
 from services.stt.formats import (
     GRANULARITIES,
     RESPONSE_FORMATS,
@@ -16,20 +16,11 @@ from services.stt.formats import (
     to_verbose_json,
     to_vtt,
 )
-from services.stt.service import Transcriber
-from services.stt.settings import Settings
 
 router = APIRouter()
 
 # Model time for this request, so clients can tell service and network overhead from inference.
 PROCESSING_HEADER = "X-Processing-Ms"
-
-
-def _transcriber(request: Request) -> Transcriber:
-    state = get_state(request)
-    state.require_ready()
-    transcriber: Transcriber = state.resources["transcriber"]
-    return transcriber
 
 
 async def _read(upload: UploadFile, limit: int) -> bytes:
@@ -47,7 +38,7 @@ async def _read(upload: UploadFile, limit: int) -> bytes:
 
 @router.post("/v1/audio/transcriptions", tags=["openai"], response_model=None)
 async def transcriptions(
-    request: Request,
+    deps: DepsDep,
     file: Annotated[UploadFile, File(description="Audio file (WAV, FLAC, OGG/Opus, MP3).")],
     model: Annotated[str | None, Form(description="Accepted for compatibility.")] = None,
     language: Annotated[str | None, Form(description="ISO-639-1 code; empty = detect.")] = None,
@@ -88,7 +79,7 @@ async def transcriptions(
             param="timestamp_granularities",
             code="invalid_granularity",
         )
-    transcriber = _transcriber(request)
+    transcriber = deps.service
     options = transcriber.options(
         language=language,
         prompt=prompt,
@@ -116,13 +107,13 @@ async def transcriptions(
 
 @router.post("/transcribe", tags=["stt"])
 async def transcribe(
-    request: Request,
+    deps: DepsDep,
     response: Response,
     file: Annotated[UploadFile, File(description="Audio file (WAV, FLAC, OGG/Opus, MP3).")],
     language: Annotated[str | None, Form(description="ISO-639-1 code; empty = detect.")] = None,
 ) -> dict[str, Any]:
     """Transcribe audio: text, language, duration, segments and the model's processing time."""
-    transcriber = _transcriber(request)
+    transcriber = deps.service
     options = transcriber.options(language=language)
     data = await _read(file, transcriber.settings.max_upload_bytes)
     result = await transcriber.transcribe(data, options)
@@ -141,10 +132,8 @@ async def transcribe(
 
 
 @router.get("/v1/models", tags=["openai"])
-async def models(request: Request) -> dict[str, Any]:
+async def models(settings: SettingsDep) -> dict[str, Any]:
     """The one model this service serves, in OpenAI's list format."""
-    settings = get_state(request).settings
-    assert isinstance(settings, Settings)
     return {
         "object": "list",
         "data": [{"id": settings.model_id(), "object": "model", "created": 0, "owned_by": "stt"}],

@@ -27,7 +27,7 @@ from services.kit.wyoming import (
     WyomingService,
 )
 from services.kit.wyoming_media import AudioCollector, PcmFormat
-from services.stt.service import Transcriber
+from services.stt.deps import Deps
 from services.stt.settings import Settings
 
 log = logging.getLogger("stt.wyoming")
@@ -110,7 +110,7 @@ class SttSession(Session):
         """Transcribe what was collected and answer; then close, as the reference server does."""
         wav = self.audio.wav()
         self.audio.reset()
-        transcriber: Transcriber = self.state.resources["transcriber"]
+        transcriber = self.state.require(Deps).service
         started = time.perf_counter()
         if wav is None:
             text, language, segments = "", self.language, []
@@ -149,7 +149,7 @@ def make_server(settings: Settings) -> Callable[[ServiceState], WyomingServer | 
             return None if state.readiness.ready else state.readiness.reason
 
         def info() -> Info:
-            transcriber: Transcriber = state.resources["transcriber"]
+            transcriber = state.require(Deps).service
             return build_info(settings, transcriber.engine.languages)
 
         return WyomingServer(

@@ -6,13 +6,19 @@ import threading
 
 import numpy as np
 
-from services.stt.engine import SAMPLE_RATE, Segment, TranscribeOptions, Transcription
+from services.stt.engine import (
+    SAMPLE_RATE,
+    Segment,
+    TranscribeOptions,
+    Transcription,
+    check_transcribes,
+)
 
 
 class GatedEngine:
     """Returns a fixed text; each call blocks until `gate` is set (when `block` is on)."""
 
-    engine = "fake"
+    name = "fake"
 
     def __init__(self, text: str = "hello world", languages: frozenset[str] = frozenset({"en"})):
         self.text = text
@@ -29,6 +35,9 @@ class GatedEngine:
     @property
     def details(self) -> dict[str, str]:
         return {"device": "none"}
+
+    def self_check(self) -> None:
+        check_transcribes(self)
 
     def transcribe(self, samples: np.ndarray, options: TranscribeOptions) -> Transcription:
         self.calls.append(options)

@@ -15,6 +15,7 @@ from services.stt.engine import (
     TranscribeOptions,
     Transcription,
     Word,
+    check_transcribes,
 )
 from services.stt.settings import Settings, looks_like_path
 
@@ -38,7 +39,7 @@ def resolve_device(device: str, compute_type: str) -> tuple[str, str]:
 class FasterWhisperEngine:
     """A loaded faster-whisper model."""
 
-    engine = "faster-whisper"
+    name = "faster-whisper"
 
     def __init__(self, model: Any, device: str, compute_type: str) -> None:
         self._model = model
@@ -55,6 +56,10 @@ class FasterWhisperEngine:
     def details(self) -> dict[str, str]:
         """Device and compute type, for readiness."""
         return {"device": self.device, "compute_type": self.compute_type}
+
+    def self_check(self) -> None:
+        """A real transcription of a fixed clip (blocking)."""
+        check_transcribes(self)
 
     @classmethod
     def load(cls, settings: Settings) -> FasterWhisperEngine:
