@@ -2,104 +2,69 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+)
 from pydantic_settings import SettingsConfigDict
 
 from services.kit import ServiceSettings
+from services.kit.settings import ListenPort
 
 
 class Settings(ServiceSettings):
     """Everything the Discord bot reads from the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="DISCORD_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="DISCORD_")
 
-    port: int = Field(
-        8300,
-        validation_alias=AliasChoices("PORT"),
-        description="Port of the bot's health/metrics endpoint.",
-    )
-    bot_token: SecretStr = Field(
-        ...,
-        description="Discord bot token (required; the service refuses to start without it).",
-    )
+    port: ListenPort = 8300
+    """Port of the bot's health/metrics endpoint."""
+    bot_token: SecretStr
+    """Discord bot token (required; the service refuses to start without it)."""
     orchestrator_url: str = Field(
-        "http://orchestrator:8200",
-        validation_alias=AliasChoices("ORCHESTRATOR_URL"),
-        description="Base URL of the orchestrator.",
+        "http://orchestrator:8200", validation_alias=AliasChoices("ORCHESTRATOR_URL")
     )
-    orchestrator_api_key: SecretStr | None = Field(
-        None,
-        description="Bearer key for the orchestrator when it enforces ORCHESTRATOR_API_KEYS.",
-    )
-    session_secret: SecretStr | None = Field(
-        None,
-        description="Secret for users' session ids (HMAC of guild and user id); keeps "
-        "conversations across bot restarts. Empty: a random secret per process.",
-    )
-    pipeline: str | None = Field(
-        None,
-        description="Pipeline for conversation turns (empty: the orchestrator's active one).",
-    )
-    wake_phrase: str | None = Field(
-        None,
-        description="If set, only utterances starting with this phrase reach the LLM.",
-    )
-    wake_pipeline: str = Field(
-        "transcribe",
-        description="STT-only orchestrator pipeline used to check the wake phrase before the LLM.",
-    )
-    command_prefix: str = Field("!", description="Prefix of text commands (!join, !leave).")
-    text_commands: bool = Field(
-        False,
-        description="Also accept !join/!leave (needs the privileged Message Content intent).",
-    )
-    guild_ids: list[int] = Field(
-        default_factory=list,
-        description="Guilds to sync slash commands to at once (empty: global sync, slower).",
-    )
-    silence_ms: int = Field(
-        800,
-        ge=100,
-        le=5000,
-        description="Silence that ends an utterance, in milliseconds.",
-    )
-    vad_threshold: float = Field(
-        0.5,
-        gt=0.0,
-        lt=1.0,
-        description="Silero speech probability that starts speech.",
-    )
-    min_utterance_ms: int = Field(
-        300,
-        ge=0,
-        description="Utterances with less speech than this are dropped (coughs).",
-    )
-    max_utterance_s: float = Field(
-        20.0,
-        gt=1.0,
-        le=120.0,
-        description="Longer speech is cut and sent at this length.",
-    )
-    max_pending_per_user: int = Field(
-        3,
-        ge=1,
-        description="Utterances queued per user; older ones are dropped beyond this.",
-    )
-    request_timeout_s: float = Field(
-        90.0,
-        gt=0,
-        description="Seconds to wait for one orchestrator turn.",
-    )
-    retry_attempts: int = Field(
-        4,
-        ge=1,
-        description="Attempts per turn when the orchestrator is unreachable, 429 or 503.",
-    )
-    retry_base_s: float = Field(0.5, gt=0, description="First retry delay; doubles each attempt.")
-    always_post_text: bool = Field(
-        False,
-        description="Also post transcript and reply as text when the reply was played.",
-    )
+    """Base URL of the orchestrator."""
+    orchestrator_api_key: SecretStr | None = None
+    """Bearer key for the orchestrator when it enforces ORCHESTRATOR_API_KEYS."""
+    session_secret: SecretStr | None = None
+    """Secret for users' session ids (HMAC of guild and user id); keeps conversations across bot
+    restarts. Empty: a random secret per process."""
+    pipeline: str | None = None
+    """Pipeline for conversation turns (empty: the orchestrator's active one)."""
+    wake_phrase: str | None = None
+    """If set, only utterances starting with this phrase reach the LLM."""
+    wake_pipeline: str = "transcribe"
+    """STT-only orchestrator pipeline used to check the wake phrase before the LLM."""
+    command_prefix: str = "!"
+    """Prefix of text commands (!join, !leave)."""
+    text_commands: bool = False
+    """Also accept !join/!leave (needs the privileged Message Content intent)."""
+    guild_ids: list[int] = Field(default_factory=list)
+    """Guilds to sync slash commands to at once (empty: global sync, slower)."""
+    silence_ms: int = Field(800, ge=100, le=5000)
+    """Silence that ends an utterance, in milliseconds."""
+    vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    """Silero speech probability that starts speech."""
+    min_utterance_ms: NonNegativeInt = 300
+    """Utterances with less speech than this are dropped (coughs)."""
+    max_utterance_s: float = Field(20.0, gt=1.0, le=120.0)
+    """Longer speech is cut and sent at this length."""
+    max_pending_per_user: PositiveInt = 3
+    """Utterances queued per user; older ones are dropped beyond this."""
+    request_timeout_s: PositiveFloat = 90.0
+    """Seconds to wait for one orchestrator turn."""
+    retry_attempts: PositiveInt = 4
+    """Attempts per turn when the orchestrator is unreachable, 429 or 503."""
+    retry_base_s: PositiveFloat = 0.5
+    """First retry delay; doubles each attempt."""
+    always_post_text: bool = False
+    """Also post transcript and reply as text when the reply was played."""
 
     @field_validator(
         "pipeline", "wake_phrase", "orchestrator_api_key", "session_secret", mode="before"

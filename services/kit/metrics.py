@@ -1,9 +1,14 @@
-"""Per-app Prometheus registry with the HTTP metrics every service exposes."""
+"""Per-app Prometheus registry: the HTTP metrics every service exposes, and `MetricSet`, the
+one way a service declares its own metrics on that registry."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from services.kit.concurrency import WorkLimiter
 
 LATENCY_BUCKETS = (
     0.001,
@@ -24,24 +29,53 @@ LATENCY_BUCKETS = (
 )
 
 
-class HttpMetrics:
+class MetricSet:
+    """Base of a service's metrics class: builds counters, gauges and histograms on its registry.
+
+    `registry=None` builds metrics registered nowhere (a test's throwaway instance).
+    """
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        self.registry = registry
+
+    def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+        """A counter on this set's registry."""
+        return Counter(name, doc, labels, registry=self.registry)
+
+    def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
+        """A gauge on this set's registry."""
+        return Gauge(name, doc, labels, registry=self.registry)
+
+    def histogram(
+        self,
+        name: str,
+        doc: str,
+        labels: Sequence[str] = (),
+        buckets: Sequence[float] = LATENCY_BUCKETS,
+    ) -> Histogram:
+        """A histogram on this set's registry (latency buckets unless told otherwise)."""
+        return Histogram(name, doc, labels, buckets=buckets, registry=self.registry)
+
+    def watch_limiter(self, limiter: WorkLimiter, prefix: str, what: str) -> None:
+        """`<prefix>_queue_depth` and `<prefix>_running` gauges read from a WorkLimiter."""
+        waiting = self.gauge(f"{prefix}_queue_depth", f"{what} waiting for a slot.")
+        waiting.set_function(lambda: limiter.waiting)
+        running = self.gauge(f"{prefix}_running", f"{what} running now.")
+        running.set_function(lambda: limiter.running)
+
+
+class HttpMetrics(MetricSet):
     """Request count and latency by route, method and status."""
 
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
-        self.registry = registry
+        super().__init__(registry)
         self.service = service
-        self.requests = Counter(
-            "http_requests_total",
-            "HTTP requests served.",
-            ["service", "route", "method", "status"],
-            registry=registry,
-        )
-        self.latency = Histogram(
+        labels = ["service", "route", "method", "status"]
+        self.requests = self.counter("http_requests_total", "HTTP requests served.", labels)
+        self.latency = self.histogram(
             "http_request_duration_seconds",
             "HTTP request latency until the response completes.",
-            ["service", "route", "method", "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+            labels,
         )
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:

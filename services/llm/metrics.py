@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
+
+from services.kit.metrics import MetricSet
 
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _GEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -14,62 +16,49 @@ _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 LOOP_LAG_INTERVAL_S = 0.02
 
 
-class LlmMetrics:
+class LlmMetrics(MetricSet):
     """Token counts, time to first token and generation time, labelled by model."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.tokens_generated = Counter(
-            "llm_tokens_generated_total",
-            "Completion tokens generated.",
-            ["model"],
-            registry=registry,
+        super().__init__(registry)
+        model = ["model"]
+        self.tokens_generated = self.counter(
+            "llm_tokens_generated_total", "Completion tokens generated.", model
         )
-        self.prompt_tokens = Counter(
-            "llm_prompt_tokens_total",
-            "Prompt tokens processed.",
-            ["model"],
-            registry=registry,
+        self.prompt_tokens = self.counter(
+            "llm_prompt_tokens_total", "Prompt tokens processed.", model
         )
-        self.ttft = Histogram(
+        self.ttft = self.histogram(
             "llm_time_to_first_token_seconds",
             "Time from start of generation to first token.",
-            ["model"],
-            buckets=_TTFT_BUCKETS,
-            registry=registry,
+            model,
+            _TTFT_BUCKETS,
         )
-        self.generation = Histogram(
-            "llm_generation_seconds",
-            "Wall time of one generation.",
-            ["model"],
-            buckets=_GEN_BUCKETS,
-            registry=registry,
+        self.generation = self.histogram(
+            "llm_generation_seconds", "Wall time of one generation.", model, _GEN_BUCKETS
         )
-        self.finished = Counter(
+        self.finished = self.counter(
             "llm_generations_total",
             "Generations by how they ended (stop, length, cancelled, error).",
             ["model", "outcome"],
-            registry=registry,
         )
-        self.prompt_build = Histogram(
+        self.prompt_build = self.histogram(
             "llm_prompt_build_seconds",
             "Time to render and tokenise one prompt, turn dropping included (worker thread).",
-            ["model"],
-            buckets=_PROMPT_BUCKETS,
-            registry=registry,
+            model,
+            _PROMPT_BUCKETS,
         )
         # Not per model: the loop serves everything. Work wrongly run on the loop shows here
         # as samples as long as that work, and health checks wait just as long.
-        self.loop_lag = Histogram(
+        self.loop_lag = self.histogram(
             "llm_event_loop_lag_seconds",
             f"How late the event loop ran a timer due every {LOOP_LAG_INTERVAL_S} s.",
             buckets=_LAG_BUCKETS,
-            registry=registry,
         )
-        self.dropped_messages = Counter(
+        self.dropped_messages = self.counter(
             "llm_prompt_messages_dropped_total",
             "Old conversation turns dropped to fit the input budget.",
-            ["model"],
-            registry=registry,
+            model,
         )
 
     def bind(self, model: str) -> None:

@@ -4,93 +4,76 @@ from __future__ import annotations
 
 import contextlib
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
-from services.kit.metrics import LATENCY_BUCKETS
+from services.kit.metrics import MetricSet
 
 
-class OrchestratorMetrics:
+class OrchestratorMetrics(MetricSet):
     """Per-attempt stage outcomes, fallbacks, open circuits, runs and reloads."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(registry)
         labels = ["pipeline", "stage", "provider", "outcome"]
-        self.stage_requests = Counter(
+        self.stage_requests = self.counter(
             "orchestrator_stage_requests_total",
             "Calls to stage providers by outcome (ok, transient_error, rejected, circuit_open, "
             "resent).",
             labels,
-            registry=registry,
         )
-        self.stage_latency = Histogram(
+        self.stage_latency = self.histogram(
             "orchestrator_stage_latency_seconds",
             "Latency of each call to a stage provider.",
             labels,
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
         )
-        self.fallbacks = Counter(
+        self.fallbacks = self.counter(
             "orchestrator_fallbacks_total",
             "Times a stage moved on from this provider to the next one.",
             ["pipeline", "stage", "provider"],
-            registry=registry,
         )
-        self.circuit_open = Gauge(
+        self.circuit_open = self.gauge(
             "orchestrator_circuit_open",
             "1 while the provider's circuit is open (it is skipped).",
             ["provider"],
-            registry=registry,
         )
-        self.runs = Counter(
+        self.runs = self.counter(
             "orchestrator_pipeline_runs_total",
             "Pipeline runs by outcome (ok, blocked, error).",
             ["pipeline", "outcome"],
-            registry=registry,
         )
-        self.run_latency = Histogram(
+        self.run_latency = self.histogram(
             "orchestrator_pipeline_latency_seconds",
             "End-to-end latency of a pipeline run.",
             ["pipeline"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
         )
-        self.tool_calls = Counter(
+        self.tool_calls = self.counter(
             "orchestrator_tool_calls_total",
             "Built-in tools run for the LLM, by outcome (ok, error: the model got an error text).",
             ["tool", "outcome"],
-            registry=registry,
         )
-        self.reloads = Counter(
+        self.reloads = self.counter(
             "orchestrator_config_reloads_total",
             "Config loads by outcome (ok, rejected).",
             ["outcome"],
-            registry=registry,
         )
-        self.config_version = Gauge(
-            "orchestrator_config_version",
-            "Version number of the config in use.",
-            registry=registry,
+        self.config_version = self.gauge(
+            "orchestrator_config_version", "Version number of the config in use."
         )
-        self.realtime_sessions = Gauge(
-            "orchestrator_realtime_sessions_active",
-            "Live /v1/realtime sessions open now.",
-            registry=registry,
+        self.realtime_sessions = self.gauge(
+            "orchestrator_realtime_sessions_active", "Live /v1/realtime sessions open now."
         )
-        self.realtime_first_audio = Histogram(
+        self.realtime_first_audio = self.histogram(
             "orchestrator_realtime_first_audio_seconds",
             "From the end of the user's speech (speech_stopped) to the first reply audio delta.",
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
         )
-        self.realtime_interruptions = Counter(
+        self.realtime_interruptions = self.counter(
             "orchestrator_realtime_interruptions_total",
             "Replies cut by the user speaking over them (barge-in).",
-            registry=registry,
         )
-        self.realtime_responses = Counter(
+        self.realtime_responses = self.counter(
             "orchestrator_realtime_responses_total",
             "Realtime responses by final status (completed, cancelled, incomplete, failed).",
             ["status"],
-            registry=registry,
         )
 
     def record_attempt(
@@ -102,33 +85,29 @@ class OrchestratorMetrics:
             self.stage_latency.labels(pipeline, stage, provider, outcome).observe(seconds)
 
 
-class ReplicaMetrics:
+class ReplicaMetrics(MetricSet):
     """Per-address view of balanced providers: replicas found, calls, in flight, open circuits."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.replicas = Gauge(
+        super().__init__(registry)
+        address = ["host", "address"]
+        self.replicas = self.gauge(
             "orchestrator_replicas",
             "Addresses the provider host resolved to at the last look-up.",
             ["host"],
-            registry=registry,
         )
-        self.requests = Counter(
+        self.requests = self.counter(
             "orchestrator_replica_requests_total",
             "Calls to one replica by outcome (ok, failed, busy, abandoned).",
-            ["host", "address", "outcome"],
-            registry=registry,
+            [*address, "outcome"],
         )
-        self.outstanding = Gauge(
-            "orchestrator_replica_outstanding",
-            "Calls in flight to one replica.",
-            ["host", "address"],
-            registry=registry,
+        self.outstanding = self.gauge(
+            "orchestrator_replica_outstanding", "Calls in flight to one replica.", address
         )
-        self.circuit_open = Gauge(
+        self.circuit_open = self.gauge(
             "orchestrator_replica_circuit_open",
             "1 while the replica's circuit is open (its siblings take its calls).",
-            ["host", "address"],
-            registry=registry,
+            address,
         )
 
     def forget(self, host: str, address: str) -> None:

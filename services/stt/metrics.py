@@ -2,43 +2,37 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from services.kit.concurrency import WorkLimiter
+from services.kit.metrics import MetricSet
 
 _PROCESSING_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
 _RTF_BUCKETS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
 
 
-class SttMetrics:
+class SttMetrics(MetricSet):
     """Audio seconds in, processing time, real-time factor, queue depth and outcomes."""
 
     def __init__(self, registry: CollectorRegistry, limiter: WorkLimiter) -> None:
-        self.audio_seconds = Counter(
-            "stt_audio_seconds_total", "Seconds of audio transcribed.", registry=registry
+        super().__init__(registry)
+        self.audio_seconds = self.counter(
+            "stt_audio_seconds_total", "Seconds of audio transcribed."
         )
-        self.processing = Histogram(
+        self.processing = self.histogram(
             "stt_processing_seconds",
             "Time spent transcribing one request (model only, queue wait excluded).",
             buckets=_PROCESSING_BUCKETS,
-            registry=registry,
         )
-        self.rtf = Histogram(
+        self.rtf = self.histogram(
             "stt_realtime_factor_ratio",
             "Processing time divided by audio duration, per request.",
             buckets=_RTF_BUCKETS,
-            registry=registry,
         )
-        self.transcriptions = Counter(
-            "stt_transcriptions_total",
-            "Transcription requests by outcome.",
-            ["outcome"],
-            registry=registry,
+        self.transcriptions = self.counter(
+            "stt_transcriptions_total", "Transcription requests by outcome.", ["outcome"]
         )
-        queue = Gauge("stt_queue_depth", "Transcriptions waiting for a slot.", registry=registry)
-        queue.set_function(lambda: limiter.waiting)
-        running = Gauge("stt_running", "Transcriptions running now.", registry=registry)
-        running.set_function(lambda: limiter.running)
+        self.watch_limiter(limiter, "stt", "Transcriptions")
 
     def observe(self, audio_s: float, processing_s: float, outcome: str) -> None:
         """Record one finished transcription."""

@@ -5,97 +5,70 @@ from __future__ import annotations
 from pathlib import Path, PurePath
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import (
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
 from pydantic_settings import SettingsConfigDict
 
 from services.kit import ServiceSettings
+from services.kit.settings import ListenPort, WyomingPort, WyomingSettings
 
 # Multipart framing (boundaries, part headers, the small form fields) on top of the file itself.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, WyomingSettings):
     """Everything the stt service reads from the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="STT_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="STT_")
 
-    port: int = Field(
-        9000,
-        validation_alias=AliasChoices("PORT"),
-        description="Listen port (internal container port).",
-    )
-    engine: Literal["faster-whisper"] = Field(
-        "faster-whisper", description="Transcription backend."
-    )
-    model: str = Field(
-        "base",
-        description=(
-            "Whisper model: a faster-whisper size or hub id (`base`, `small`, "
-            "`Systran/faster-whisper-small`) or a local CTranslate2 model directory."
-        ),
-    )
-    served_model_name: str | None = Field(
-        None,
-        description="Model id reported by /v1/models and readiness; default derived from model.",
-    )
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="CTranslate2 device; auto picks cuda when a GPU is visible."
-    )
-    compute_type: str = Field(
-        "auto",
-        description="CTranslate2 compute type (int8, int8_float16, float16, float32); auto = "
-        "int8 on CPU, float16 on GPU.",
-    )
-    cpu_threads: int = Field(
-        0, ge=0, description="CPU threads per transcription; 0 = library default."
-    )
-    beam_size: int = Field(5, ge=1, le=20, description="Beam width for decoding.")
-    vad_filter: bool = Field(
-        False,
-        description="Drop non-speech with faster-whisper's bundled Silero VAD before decoding.",
-    )
-    language: str | None = Field(
-        None, description="Default language code (e.g. `en`); empty = detect per request."
-    )
-    download_root: str | None = Field(
-        None, description="Where hub models are cached; default is the Hugging Face cache."
-    )
-    local_files_only: bool = Field(
-        False,
-        description="Never download: load hub ids only from the local cache (as HF_HUB_OFFLINE=1).",
-    )
-    load_timeout_s: float = Field(
-        600.0, gt=0, description="Give up loading (readiness reports why) after this many seconds."
-    )
-    max_upload_bytes: int = Field(
-        25 * 1024 * 1024, gt=0, description="Largest audio file accepted (413 beyond)."
-    )
-    max_duration_s: float = Field(
-        600.0, gt=0, description="Longest audio accepted, in seconds (413 beyond)."
-    )
-    max_prompt_chars: int = Field(1000, ge=0, description="Longest `prompt` accepted (400 beyond).")
-    silence_dbfs: float = Field(
-        -60.0,
-        description="Audio whose peak is below this level is silence: empty text without "
-        "running the model (Whisper tends to invent words for pure silence).",
-    )
-    max_concurrency: int = Field(1, ge=1, description="Transcriptions running at once.")
-    max_queue: int = Field(8, ge=0, description="Transcriptions waiting for a slot (429 beyond).")
-    wyoming_enabled: bool = Field(
-        True, description="Serve the Wyoming protocol (Home Assistant) beside the HTTP API."
-    )
-    wyoming_host: str = Field("0.0.0.0", description="Bind address of the Wyoming endpoint.")
-    wyoming_port: int = Field(
-        10300,
-        ge=0,
-        validation_alias=AliasChoices("WYOMING_PORT", "STT_WYOMING_PORT"),
-        description="Wyoming TCP port (wyoming-faster-whisper's 10300); 0 = any free port.",
-    )
-    wyoming_allow: str = Field(
-        "private",
-        description="Comma-separated client networks (CIDR, or `private`); empty = everyone."
-        " Wyoming carries no key, so by default only private-network addresses are served.",
-    )
+    port: ListenPort = 9000
+    """Listen port (internal container port)."""
+    engine: Literal["faster-whisper"] = "faster-whisper"
+    """Transcription backend."""
+    model: str = "base"
+    """Whisper model: a faster-whisper size or hub id (`base`, `small`,
+    `Systran/faster-whisper-small`) or a local CTranslate2 model directory."""
+    served_model_name: str | None = None
+    """Model id reported by /v1/models and readiness; default derived from model."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """CTranslate2 device; auto picks cuda when a GPU is visible."""
+    compute_type: str = "auto"
+    """CTranslate2 compute type (int8, int8_float16, float16, float32); auto = int8 on CPU, float16
+    on GPU."""
+    cpu_threads: NonNegativeInt = 0
+    """CPU threads per transcription; 0 = library default."""
+    beam_size: int = Field(5, ge=1, le=20)
+    """Beam width for decoding."""
+    vad_filter: bool = False
+    """Drop non-speech with faster-whisper's bundled Silero VAD before decoding."""
+    language: str | None = None
+    """Default language code (e.g. `en`); empty = detect per request."""
+    download_root: str | None = None
+    """Where hub models are cached; default is the Hugging Face cache."""
+    local_files_only: bool = False
+    """Never download: load hub ids only from the local cache (as HF_HUB_OFFLINE=1)."""
+    load_timeout_s: PositiveFloat = 600.0
+    """Give up loading (readiness reports why) after this many seconds."""
+    max_upload_bytes: PositiveInt = 25 * 1024 * 1024
+    """Largest audio file accepted (413 beyond)."""
+    max_duration_s: PositiveFloat = 600.0
+    """Longest audio accepted, in seconds (413 beyond)."""
+    max_prompt_chars: NonNegativeInt = 1000
+    """Longest `prompt` accepted (400 beyond)."""
+    silence_dbfs: float = -60.0
+    """Audio whose peak is below this level is silence: empty text without running the model
+    (Whisper tends to invent words for pure silence)."""
+    max_concurrency: PositiveInt = 1
+    """Transcriptions running at once."""
+    max_queue: NonNegativeInt = 8
+    """Transcriptions waiting for a slot (429 beyond)."""
+    wyoming_port: WyomingPort = 10300
+    """Wyoming TCP port (wyoming-faster-whisper's 10300); 0 = any free port."""
 
     @model_validator(mode="after")
     def _derive_body_limit(self) -> Settings:

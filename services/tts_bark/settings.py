@@ -2,69 +2,52 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic_settings import SettingsConfigDict
 
 from services.kit import ServiceSettings
+from services.kit.settings import BodyLimit, ListenPort
 
 
 class Settings(ServiceSettings):
     """tts-bark configuration."""
 
-    model_config = SettingsConfigDict(env_prefix="BARK_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="BARK_")
 
-    port: int = Field(
-        7100, validation_alias=AliasChoices("PORT"), description="Listen port (internal)."
-    )
-    max_body_bytes: int = Field(
-        262_144,
-        validation_alias=AliasChoices("MAX_BODY_BYTES"),
-        description="Largest request body (413 beyond); requests are JSON text, so small.",
-    )
-    model: str = Field(
-        "suno/bark-small",
-        description="Hugging Face id or local directory of a transformers Bark checkpoint.",
-    )
-    device: str = Field("auto", description="torch device: auto (cuda if present), cpu, cuda:N.")
-    voice_preset: str = Field(
-        "v2/en_speaker_6",
-        description="Bark speaker preset used for the 'default' voice and unmapped OpenAI voices"
-        " (ignored if the checkpoint ships no presets).",
-    )
-    voice_map: dict[str, str] = Field(
-        default_factory=dict,
-        description="JSON object mapping OpenAI voice names to Bark presets,"
-        ' e.g. {"nova": "v2/en_speaker_9"}.',
-    )
-    timeout_s: float = Field(
-        60.0, gt=0, description="Longest Bark generation (queue wait included) before falling back."
-    )
-    max_chars: int = Field(
-        300, ge=1, description="Longest text Bark takes; longer text goes straight to Piper."
-    )
-    max_input_chars: int = Field(
-        4096, ge=1, description="Longest text accepted at all (400 beyond)."
-    )
-    sentence_max_chars: int = Field(
-        200, ge=20, description="Longest piece Bark generates at once (it makes ~13 s clips)."
-    )
-    semantic_max_new_tokens: int = Field(
-        768, ge=1, description="Cap on Bark semantic tokens per piece (bounds generation time)."
-    )
-    self_check: bool = Field(
-        True, description="Generate a short phrase after loading; Bark counts only if it works."
-    )
-    max_concurrent: int = Field(1, ge=1, description="Bark generations running at once.")
-    max_queue: int = Field(4, ge=0, description="Requests waiting for Bark; more go to Piper.")
-    fallback_url: str = Field(
-        "",
-        validation_alias=AliasChoices("PIPER_FALLBACK_URL"),
-        description="Base URL of the tts-piper service used when Bark cannot answer; empty = none.",
-    )
-    fallback_timeout_s: float = Field(30.0, gt=0, description="Timeout of one fallback call.")
-    fallback_voice: str = Field(
-        "alloy", description="Voice sent to Piper when the request named a Bark-only preset."
-    )
-    probe_interval_s: float = Field(
-        5.0, gt=0, description="Seconds between fallback probes while Bark is not loaded."
-    )
+    port: ListenPort = 7100
+    """Listen port (internal)."""
+    max_body_bytes: BodyLimit = 262_144
+    """Largest request body (413 beyond); requests are JSON text, so small."""
+    model: str = "suno/bark-small"
+    """Hugging Face id or local directory of a transformers Bark checkpoint."""
+    device: str = "auto"
+    """torch device: auto (cuda if present), cpu, cuda:N."""
+    voice_preset: str = "v2/en_speaker_6"
+    """Bark speaker preset used for the 'default' voice and unmapped OpenAI voices (ignored if the
+    checkpoint ships no presets)."""
+    voice_map: dict[str, str] = Field(default_factory=dict)
+    """JSON object mapping OpenAI voice names to Bark presets, e.g. {"nova": "v2/en_speaker_9"}."""
+    timeout_s: PositiveFloat = 60.0
+    """Longest Bark generation (queue wait included) before falling back."""
+    max_chars: PositiveInt = 300
+    """Longest text Bark takes; longer text goes straight to Piper."""
+    max_input_chars: PositiveInt = 4096
+    """Longest text accepted at all (400 beyond)."""
+    sentence_max_chars: int = Field(200, ge=20)
+    """Longest piece Bark generates at once (it makes ~13 s clips)."""
+    semantic_max_new_tokens: PositiveInt = 768
+    """Cap on Bark semantic tokens per piece (bounds generation time)."""
+    self_check: bool = True
+    """Generate a short phrase after loading; Bark counts only if it works."""
+    max_concurrent: PositiveInt = 1
+    """Bark generations running at once."""
+    max_queue: NonNegativeInt = 4
+    """Requests waiting for Bark; more go to Piper."""
+    fallback_url: str = Field("", validation_alias=AliasChoices("PIPER_FALLBACK_URL"))
+    """Base URL of the tts-piper service used when Bark cannot answer; empty = none."""
+    fallback_timeout_s: PositiveFloat = 30.0
+    """Timeout of one fallback call."""
+    fallback_voice: str = "alloy"
+    """Voice sent to Piper when the request named a Bark-only preset."""
+    probe_interval_s: PositiveFloat = 5.0
+    """Seconds between fallback probes while Bark is not loaded."""
