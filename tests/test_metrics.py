@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 
@@ -13,21 +14,19 @@ from prometheus_client import CollectorRegistry, generate_latest
 import services
 from services.dashboard import data
 from services.kit.concurrency import WorkLimiter
-from services.kit.metrics import LATENCY_BUCKETS, HttpMetrics, MetricSet
+from services.kit.metrics import LATENCY_BUCKETS, MetricSet
 
 
 def _metric_sets() -> list[type[MetricSet]]:
-    found: list[type[MetricSet]] = [HttpMetrics]
+    """Every MetricSet subclass in services/*/metrics.py (imported here to be found)."""
     for mod in pkgutil.iter_modules(services.__path__):
-        try:
-            m = importlib.import_module(f"services.{mod.name}.metrics")
-        except ModuleNotFoundError:
-            continue
-        found += [
-            v
-            for v in vars(m).values()
-            if isinstance(v, type) and issubclass(v, MetricSet) and v.__module__ == m.__name__
-        ]
+        if importlib.util.find_spec(f"services.{mod.name}.metrics"):
+            importlib.import_module(f"services.{mod.name}.metrics")
+    found, todo = [], [MetricSet]
+    while todo:
+        subclasses = todo.pop().__subclasses__()
+        found += [c for c in subclasses if c.__module__.startswith("services.")]
+        todo += subclasses
     return found
 
 
