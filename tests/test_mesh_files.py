@@ -60,7 +60,8 @@ def _env_names(cls: type[BaseSettings]) -> set[str]:
             names |= {str(c).upper() for c in alias.choices if isinstance(c, str)}
         elif isinstance(alias, str):
             names.add(alias.upper())
-        else:
+        # As pydantic-settings does: with populate_by_name the prefixed field name is read too.
+        if alias is None or cls.model_config.get("populate_by_name"):
             names.add(prefix + fname.upper())
     return names
 
