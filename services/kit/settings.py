@@ -51,8 +51,9 @@ class ServiceSettings(BaseSettings):
 class WyomingSettings(BaseModel):
     """The Wyoming endpoint (Home Assistant) served beside the HTTP API.
 
-    Mixed into a service's Settings, which adds `wyoming_port: WyomingPort = <its port>`. A plain
-    model, not BaseSettings: it must not bring BaseSettings' own config (extra="forbid") along.
+    Mixed into a service's Settings, which sets its own port (`wyoming_port: WyomingPort =
+    10300`). A plain model, not BaseSettings: it must not bring BaseSettings' own config
+    (extra="forbid") along. Code that starts the endpoint can take a `WyomingSettings`.
     """
 
     model_config = ConfigDict(use_attribute_docstrings=True)
@@ -61,6 +62,8 @@ class WyomingSettings(BaseModel):
     """Serve the Wyoming protocol (Home Assistant) beside the HTTP API."""
     wyoming_host: str = "0.0.0.0"
     """Bind address of the Wyoming endpoint."""
+    wyoming_port: WyomingPort = 0
+    """Wyoming TCP port; 0 = any free port."""
     wyoming_allow: str = "private"
     """Comma-separated client networks (CIDR, or `private`: loopback and the private ranges of a
     home LAN or the compose network); empty = everyone. Wyoming carries no key, so by default
