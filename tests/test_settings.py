@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource
 
 from services.kit.settings import ServiceSettings
@@ -149,3 +150,67 @@ def test_limits_out_of_range_are_refused(module, variable, value, monkeypatch):
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError):
         _settings(module)()
+
+
+# A settings table row: | `VAR` (or `ALIAS`) | default | what |
+ROW = re.compile(r"^\|\s*`([A-Z][A-Z0-9_]+)`(?:\s*\(or `[A-Z_]+`\))?\s*\|\s*([^|]*?)\s*\|")
+EMPTY = {"", "empty", "unset", "none", "—", "{}", "[]", "**required**"}
+UNITS = {"KiB": 1024, "MiB": 1024**2}
+
+
+def _documented_defaults() -> list[tuple[str, str, str]]:
+    """Rows of the docs' tables whose second column is headed `default`."""
+    rows = []
+    for doc in DOCS:
+        header = ""
+        for line in doc.read_text().splitlines():
+            if not line.startswith("|"):
+                header = ""
+            elif not header:
+                header = line
+            m = ROW.match(line)
+            cells = [c.strip().lower() for c in header.split("|")]
+            if m and len(cells) > 2 and cells[2] == "default" and _own_field(m.group(1)):
+                rows.append((m.group(1), m.group(2), doc.name))
+    return rows
+
+
+def _own_field(name: str) -> FieldInfo | None:
+    """The field of the service whose prefix `name` carries (None: another service's URL)."""
+    prefix = next((p for p in PREFIXES if name.startswith(p)), None)
+    if prefix is None:
+        return None
+    return _settings(PREFIXES[prefix]).model_fields.get(name[len(prefix) :].lower())
+
+
+def _as_written(cell: str) -> str:
+    """The value a docs table gives: the first `code` span, else the cell; quotes dropped."""
+    code = re.match(r"`([^`]*)`", cell)
+    value = code.group(1) if code else cell
+    value = value.strip().strip('"')
+    if value.startswith("(") or value.lower().startswith(("empty", "unset")):
+        value = value.strip("()").split(" ")[0].lower()
+    return value
+
+
+def _matches(written: str, default: object) -> bool:
+    if default is None or default in ("", {}, []):
+        return written.lower() in EMPTY
+    if isinstance(default, bool):
+        return written.lower() == str(default).lower()
+    if isinstance(default, int | float):
+        number = re.fullmatch(r"(-?[0-9_.]+)\s*(KiB|MiB)?", written.replace(",", ""))
+        return bool(number) and float(number[1]) * UNITS.get(number[2] or "", 1) == default
+    return written == str(default)
+
+
+@pytest.mark.parametrize(("name", "cell", "doc"), _documented_defaults())
+def test_documented_defaults_are_the_real_ones(name, cell, doc):
+    field = _own_field(name)
+    assert field is not None
+    default = field.default_factory() if field.default_factory else field.default
+    if field.is_required():
+        default = None
+    assert _matches(_as_written(cell), default), (
+        f"{doc}: {name} documented as {cell!r}, is {default!r}"
+    )
