@@ -44,8 +44,7 @@ class Providers:
         self.scripts = {name: list(steps) for name, steps in scripts.items()}
         self.calls: list[str] = []
         self.config = {
-            name: ProviderConfig(capability="llm", url=f"http://{name}:1")
-            for name in self.scripts
+            name: ProviderConfig(capability="llm", url=f"http://{name}:1") for name in self.scripts
         }
 
     async def call(self, name: str, prov: ProviderConfig, timeout_s: float) -> str:
