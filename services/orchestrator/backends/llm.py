@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, Self
+
+import aiohttp
 
 from services.kit.http import make_client
 from services.orchestrator.balancer import BalancedTransport, Balancer
 from services.orchestrator.config import EffectiveStage, ProviderConfig
 from services.orchestrator.conversation import Answer, converse
-from services.orchestrator.executor import BadResponse
+from services.orchestrator.executor import BadResponse, ProviderError, ReplyTooLarge
 from services.orchestrator.stages import (
     ChatReply,
     StageClient,
-    TokenStream,
     api_base,
-    chat_stream,
+    open_stream,
     wire_tool_call,
 )
 from services.orchestrator.tools import schemas as tool_schemas
@@ -124,17 +126,79 @@ async def stream_or_answer(
     return await client.chat_stream(call, messages)
 
 
-class _HttpStream:
-    """A TokenStream behind the ReplyStream interface."""
+class _Primed(ABC):
+    """A reply stream started on its first piece, so a provider that fails before it fails
+    inside the stage executor (fallbacks and breakers apply); `_next_piece` reads on."""
 
-    def __init__(self, stream: TokenStream) -> None:
-        self._stream = stream
+    _first: str | None = None
+
+    @abstractmethod
+    async def _next_piece(self) -> str | None:
+        """The next non-empty piece, or None at the end of the stream."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Drop the stream: the provider sees the connection go and stops generating."""
+
+    async def start(self) -> Self:
+        """Wait for the first piece (an empty reply is a BadResponse)."""
+        self._first = await self._next_piece()
+        if self._first is None:
+            raise BadResponse("the model returned an empty reply")
+        return self
 
     def __aiter__(self) -> AsyncIterator[str]:
-        return self._stream.__aiter__()
+        return self._pieces()
+
+    async def _pieces(self) -> AsyncIterator[str]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        while (piece := await self._next_piece()) is not None:
+            yield piece
+
+
+class _SseStream(_Primed):
+    """An OpenAI chat-completion stream (SSE) read off an aiohttp response."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, limit: int) -> None:
+        self._resp = resp
+        self._limit = limit
+        self._read = 0
+
+    async def _next_piece(self) -> str | None:
+        try:
+            return await self._read_piece()
+        except ValueError as exc:  # aiohttp: a line beyond its buffer ("Line is too long")
+            raise BadResponse(f"unreadable stream: {exc}") from exc
+
+    async def _read_piece(self) -> str | None:
+        async for raw in self._resp.content:
+            self._read += len(raw)
+            if self._read > self._limit:
+                raise ReplyTooLarge(f"streamed reply exceeds the limit of {self._limit} bytes")
+            line = raw.strip()
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                return None
+            try:
+                chunk = json.loads(data)
+            except ValueError as exc:
+                raise BadResponse("stream chunk is not JSON") from exc
+            if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
+                raise ProviderError(502, str(chunk["error"].get("message") or "stream failed"))
+            choices = chunk.get("choices") if isinstance(chunk, dict) else None
+            delta = choices[0].get("delta") if isinstance(choices, list) and choices else None
+            piece = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(piece, str) and piece:
+                return piece
+        return None
 
     async def aclose(self) -> None:
-        self._stream.close()
+        """Drop the connection (stops the provider's generation)."""
+        self._resp.close()
 
 
 class HttpLlmClient:
@@ -156,8 +220,15 @@ class HttpLlmClient:
 
     async def chat_stream(self, call: LlmCall, messages: list[dict[str, Any]]) -> ReplyStream:
         """POST /v1/chat/completions with `stream: true` (SSE)."""
-        opened = await chat_stream(self.stages, call.config, messages, call.options, call.timeout_s)
-        return _HttpStream(opened)
+        payload: dict[str, Any] = {"model": call.config.model or "default", **call.options}
+        payload.update(messages=messages, stream=True)
+        path = "/v1/chat/completions"
+        resp = await open_stream(self.stages, call.config, path, payload, call.timeout_s)
+        try:
+            return await _SseStream(resp, self.stages.limits.json_bytes).start()
+        except BaseException:
+            resp.close()
+            raise
 
     async def aclose(self) -> None:
         """Nothing: the session belongs to the stage client."""
@@ -204,19 +275,11 @@ def _text(content: Any) -> str:
     return str(content)
 
 
-class _ChunkStream:
-    """LangChain's `astream` behind the ReplyStream interface."""
+class _ChunkStream(_Primed):
+    """LangChain's `astream` (AIMessageChunk pieces) behind the ReplyStream interface."""
 
     def __init__(self, chunks: Any) -> None:
-        self._chunks = chunks  # an async generator of AIMessageChunk
-        self._first: str | None = None
-
-    async def start(self) -> _ChunkStream:
-        """Wait for the first piece (an empty reply is a BadResponse)."""
-        self._first = await self._next_piece()
-        if self._first is None:
-            raise BadResponse("the model returned an empty reply")
-        return self
+        self._chunks = chunks  # an async generator
 
     async def _next_piece(self) -> str | None:
         while True:
@@ -226,21 +289,11 @@ class _ChunkStream:
                 return None
             except _UNUSABLE as exc:
                 raise BadResponse(f"unusable chat completion: {type(exc).__name__}") from exc
-            piece = _text(chunk.content)
-            if piece:
+            if piece := _text(chunk.content):
                 return piece
 
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self._pieces()
-
-    async def _pieces(self) -> AsyncIterator[str]:
-        if self._first is not None:
-            first, self._first = self._first, None
-            yield first
-        while (piece := await self._next_piece()) is not None:
-            yield piece
-
     async def aclose(self) -> None:
+        """Close the generator and with it the provider's connection."""
         await self._chunks.aclose()
 
 
