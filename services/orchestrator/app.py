@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from services.kit import ServiceState, create_app
 from services.kit.auth import split_keys
 from services.kit.wyoming import with_wyoming
-from services.orchestrator.backends.llm import open_llm_client
+from services.orchestrator.backends import open_llm_client
 from services.orchestrator.balancer import (
     Balancer,
     BalancerSettings,

@@ -436,7 +436,7 @@ class Runner:
         messages = build_messages(system, history, text)
 
         async def call(name: str, prov: ProviderConfig, timeout_s: float) -> Answer:
-            request = LlmCall.for_stage(stage, name, prov, timeout_s)
+            request = LlmCall.for_stage(stage, prov, timeout_s)
             return await answer(self.llm, request, messages, self.max_tool_rounds, self._count_tool)
 
         reply: Answer | None = await self._stage(runtime, pipe, stage, call, result)

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.orchestrator.backends.llm import LlmCall, LlmClient, answer, open_llm_client
+from services.orchestrator.backends import open_llm_client
+from services.orchestrator.backends.llm import LlmCall, LlmClient, answer
 from services.orchestrator.config import ProviderConfig
 from services.orchestrator.executor import classify
 from services.orchestrator.stages import StageClient, make_session
@@ -133,7 +134,7 @@ async def _client(kind: str) -> AsyncIterator[LlmClient]:
 
 def _call(url: str, tools: tuple[str, ...] = ()) -> LlmCall:
     config = ProviderConfig(capability="llm", url=url, supports_tools=bool(tools))
-    return LlmCall("llm-a", config, {"temperature": 0.2}, tools, 5.0)
+    return LlmCall(config, {"temperature": 0.2}, tools, 5.0)
 
 
 MESSAGES = [{"role": "system", "content": "terse"}, {"role": "user", "content": "hi"}]

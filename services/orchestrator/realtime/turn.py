@@ -170,7 +170,7 @@ class StreamingTurn:
         result = self._result()
 
         async def call(name: str, prov: ProviderConfig, timeout_s: float) -> ReplyStream | Answer:
-            request = LlmCall.for_stage(stage, name, prov, timeout_s, max_tokens)
+            request = LlmCall.for_stage(stage, prov, timeout_s, max_tokens)
             # Tool rounds need whole replies: the final answer is then split into sentences
             # like a stream that arrived at once.
             rounds, count = self.runner.max_tool_rounds, self.runner._count_tool
