@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -14,6 +14,7 @@ from services.orchestrator.backends.llm import LlmCall, LlmClient, answer
 from services.orchestrator.config import ProviderConfig
 from services.orchestrator.executor import classify
 from services.orchestrator.stages import StageClient, make_session
+from tests.helpers import SMOLLM2_CT2, run_server
 from tests.orchestrator.conftest import (
     all_urls,
     ask,
@@ -214,3 +215,39 @@ async def test_tool_rounds_run_on_either_client(fakes, kind):
     first, second = [q for q in knobs.requests if q["endpoint"] == "llm"]
     assert first["tool_choice"] == "auto" and first["tools"][0]["function"]["name"] == "calculate"
     assert second["messages"][-1]["role"] == "tool" and second["messages"][-1]["content"] == "42"
+
+
+@pytest.fixture(scope="module")
+def smollm2_url() -> Iterator[str]:
+    """The real LLM service on the offline SmolLM2 (CTranslate2), in this process."""
+    from services.llm.app import build_app
+    from services.llm.settings import Settings
+
+    if not (SMOLLM2_CT2 / "model.bin").is_file():
+        pytest.fail(f"{SMOLLM2_CT2} is missing: run scripts/prepare_models.py")
+    with run_server(build_app(Settings(model=str(SMOLLM2_CT2))), timeout=600) as url:
+        yield url
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_both_clients_stream_the_real_llm_service(smollm2_url, kind):
+    """Our own SSE, read by the plain parser and by LangChain's astream, gives the same text."""
+    call = LlmCall(
+        ProviderConfig(capability="llm", url=smollm2_url),
+        {"max_tokens": 24, "temperature": 0},
+        (),
+        120.0,
+    )
+    question = [
+        {"role": "system", "content": "Answer in one short sentence."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
+    async with _client(kind) as llm:
+        stream = await llm.chat_stream(call, question)
+        pieces = [piece async for piece in stream]
+        await stream.aclose()
+        whole = await answer(llm, call, question, 0)
+    assert len(pieces) > 1 and "paris" in "".join(pieces).lower()
+    assert "".join(pieces).strip() == whole.text  # greedy: streamed and whole replies agree
+    assert whole.usage["completion_tokens"] > 0
