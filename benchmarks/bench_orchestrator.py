@@ -215,8 +215,9 @@ async def _llm_client_cost(fake: str, n: int) -> tuple[float, float]:
     """CPU ms per chat call in this process: LangChain ChatOpenAI vs the orchestrator's own."""
     from langchain_openai import ChatOpenAI
 
+    from services.orchestrator.backends.llm_langchain import to_langchain
     from services.orchestrator.config import ProviderConfig
-    from services.orchestrator.conversation import build_messages, to_langchain
+    from services.orchestrator.conversation import build_messages
     from services.orchestrator.stages import StageClient, make_session
 
     messages = build_messages("You are terse.", [], "hello there")

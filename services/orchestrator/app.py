@@ -11,10 +11,9 @@ from fastapi import FastAPI
 
 from services.kit import ServiceState, create_app
 from services.kit.auth import split_keys
-from services.kit.http import make_client
 from services.kit.wyoming import with_wyoming
+from services.orchestrator.backends import open_llm_client
 from services.orchestrator.balancer import (
-    BalancedTransport,
     Balancer,
     BalancerSettings,
     Resolver,
@@ -85,26 +84,12 @@ def build_app(settings: Settings | None = None, resolver: Resolver | None = None
             else None
         )
         state.resources["balancer"] = balancer
-        langchain = settings.llm_client == "langchain"
-        # ChatOpenAI needs an httpx client; the stage calls go over the aiohttp session.
-        client = (
-            make_client(
-                settings.default_timeout_s,
-                max_connections=200,
-                # LangChain reads chat completions (JSON) only: the same cap as the plain client.
-                max_response_bytes=settings.max_reply_json_bytes,
-                wrap=(lambda t: BalancedTransport(t, balancer)) if balancer else None,
-            )
-            if langchain
-            else None
-        )
-        state.resources["http"] = client
         flags = Flags(
             settings.enable_preprocessing,
             settings.enable_guardrails,
             settings.guardrails_fail_mode == "open",
         )
-        manager = ConfigManager(Path(settings.pipelines_path), flags, client, metrics)
+        manager = ConfigManager(Path(settings.pipelines_path), flags, metrics)
         await manager.load("startup")  # a bad file at startup → readiness says why
         state.resources["config"] = manager
 
@@ -121,14 +106,24 @@ def build_app(settings: Settings | None = None, resolver: Resolver | None = None
         store = await _history_store(settings)
         state.resources["store"] = store
         executor = StageExecutor(breakers, metrics, settings.default_timeout_s)
+        stage_client = StageClient(
+            session,
+            ReplyLimits(settings.max_reply_json_bytes, settings.max_reply_audio_bytes),
+            balancer,
+        )
+        llm = await open_llm_client(
+            settings.llm_client,
+            stage_client,
+            timeout_s=settings.default_timeout_s,
+            max_reply_bytes=settings.max_reply_json_bytes,
+            balancer=balancer,
+        )
+        state.resources["llm"] = llm
         state.resources["runner"] = Runner(
             manager,
             executor,
-            StageClient(
-                session,
-                ReplyLimits(settings.max_reply_json_bytes, settings.max_reply_audio_bytes),
-                balancer,
-            ),
+            stage_client,
+            llm,
             store,
             metrics,
             settings.refusal_message,
@@ -152,9 +147,9 @@ def build_app(settings: Settings | None = None, resolver: Resolver | None = None
         store = state.resources.pop("store", None)
         if store is not None:
             await store.close()
-        client = state.resources.pop("http", None)
-        if client is not None:
-            await client.aclose()
+        llm = state.resources.pop("llm", None)
+        if llm is not None:
+            await llm.aclose()
         session = state.resources.pop("session", None)
         if session is not None:
             await session.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 
 @dataclass
@@ -68,35 +69,26 @@ class CircuitBreaker:
                 self.on_change(True)
 
 
+@dataclass
 class BreakerBoard:
     """Breakers keyed by provider name and URL, kept across config reloads."""
 
-    def __init__(
-        self,
-        failure_threshold: int,
-        cooldown_s: float,
-        on_change: Callable[[str, bool], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.failure_threshold = failure_threshold
-        self.cooldown_s = cooldown_s
-        self._on_change = on_change
-        self._clock = clock
-        self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
+    failure_threshold: int
+    cooldown_s: float
+    on_change: Callable[[str, bool], None] | None = None  # (provider, is_open)
+    clock: Callable[[], float] = time.monotonic
+    _breakers: dict[tuple[str, str], CircuitBreaker] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def get(self, provider: str, url: str) -> CircuitBreaker:
         """The breaker for this provider at this URL (a changed URL starts fresh)."""
         key = (provider, url)
         breaker = self._breakers.get(key)
         if breaker is None:
-            cb = self._on_change
-
-            def changed(is_open: bool) -> None:
-                if cb:
-                    cb(provider, is_open)
-
+            changed = partial(self.on_change, provider) if self.on_change else None
             breaker = CircuitBreaker(
-                self.failure_threshold, self.cooldown_s, self._clock, on_change=changed
+                self.failure_threshold, self.cooldown_s, self.clock, on_change=changed
             )
             self._breakers[key] = breaker
         return breaker

@@ -1,20 +1,18 @@
 """Conversation: system prompt + session history + the new user turn, sent to an LLM.
 
-Two clients speak to the LLM stage's providers: a direct OpenAI-wire POST over the shared
-HTTP client (default: ~8 ms less CPU per turn) and LangChain's ChatOpenAI (`ORCH_LLM_CLIENT=
-langchain`, for LangChain callbacks and tracing). Both send the same messages.
+`converse` runs the tool rounds over any `ask`; the LLM clients that answer it (plain HTTP or
+LangChain, one interface) are in `backends/llm.py`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from services.orchestrator.engine import Turn
 from services.orchestrator.executor import BadResponse
-from services.orchestrator.stages import ChatReply, wire_tool_call
+from services.orchestrator.stages import ChatReply
 from services.orchestrator.tools import run_tool
 
 
@@ -82,68 +80,3 @@ async def converse(
             if on_tool is not None:
                 on_tool(fn["name"], not result.startswith("error:"))
             messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
-
-
-def to_langchain(messages: list[dict[str, Any]]) -> list[Any]:
-    """The same messages as LangChain message objects (tool calls and results included)."""
-    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
-
-    out: list[Any] = []
-    for m in messages:
-        role = m["role"]
-        if role == "system":
-            out.append(SystemMessage(m["content"]))
-        elif role == "user":
-            out.append(HumanMessage(m["content"]))
-        elif role == "tool":
-            out.append(ToolMessage(m["content"], tool_call_id=m["tool_call_id"]))
-        else:
-            calls = [
-                {
-                    "name": c["function"]["name"],
-                    "args": _json_args(c["function"]["arguments"]),
-                    "id": c["id"],
-                }
-                for c in m.get("tool_calls", [])
-            ]
-            out.append(AIMessage(m.get("content") or "", tool_calls=calls))
-    return out
-
-
-def _json_args(arguments: str) -> dict[str, Any]:
-    try:
-        value = json.loads(arguments)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-async def ask_langchain(
-    model: Any, messages: list[dict[str, Any]], tool_choice: str | None = None
-) -> ChatReply:
-    """Invoke a (bound) ChatOpenAI once; the same ChatReply as the plain HTTP client."""
-    if tool_choice is not None:
-        model = model.bind(tool_choice=tool_choice)
-    try:
-        result = await model.ainvoke(to_langchain(messages))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        # LangChain fails this way on a 2xx reply that is not a chat completion: the
-        # provider's fault, so the executor may move on to the next one.
-        raise BadResponse(f"unusable chat completion: {type(exc).__name__}") from exc
-    content = result.content
-    if isinstance(content, list):  # content blocks: keep the text parts
-        content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
-    text = str(content).strip()
-    calls = tuple(
-        wire_tool_call(c.get("id") or f"call_{i}", c["name"], json.dumps(c.get("args") or {}))
-        for i, c in enumerate(getattr(result, "tool_calls", None) or [])
-    )
-    if not text and not calls:
-        raise BadResponse("the model returned an empty reply")
-    usage_meta = getattr(result, "usage_metadata", None) or {}
-    usage = {
-        "prompt_tokens": int(usage_meta.get("input_tokens", 0)),
-        "completion_tokens": int(usage_meta.get("output_tokens", 0)),
-        "total_tokens": int(usage_meta.get("total_tokens", 0)),
-    }
-    return ChatReply(text, usage, calls)

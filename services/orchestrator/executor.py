@@ -7,12 +7,13 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from enum import Enum
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 import httpx
 
-from services.orchestrator.breaker import BreakerBoard
+from services.orchestrator.breaker import BreakerBoard, CircuitBreaker
 from services.orchestrator.config import EffectiveStage, ProviderConfig
 from services.orchestrator.metrics import OrchestratorMetrics
 
@@ -195,6 +196,93 @@ class StageRejected(Exception):
 Call = Callable[[str, ProviderConfig, float], Awaitable[T]]
 
 
+@dataclass(frozen=True)
+class _Answered(Generic[T]):
+    """An attempt that got a usable result."""
+
+    value: T
+
+
+class _Again(Enum):
+    """How a transiently failed attempt ended, for the decision loop."""
+
+    RESEND = "resend"  # a stale keep-alive connection: send again at once, no breaker verdict
+    FAILED = "failed"  # a real failure (the breaker counted it, unless it was a 429)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One provider as the decision loop tries it."""
+
+    name: str
+    config: ProviderConfig
+    timeout_s: float
+    breaker: CircuitBreaker
+
+
+@dataclass
+class _Ledger:
+    """What one stage run records and meters: its StageRecord and its failures in sum."""
+
+    pipeline: str
+    record: StageRecord
+    metrics: OrchestratorMetrics
+    started: float = field(default_factory=time.perf_counter)
+    only_timeouts: bool = True
+    only_limited: bool = True
+    retry_after: float | None = None
+
+    def note(
+        self, provider: str, outcome: str, metered: str, error: str | None, seconds: float | None
+    ) -> None:
+        """One entry in the record's `tried` list and one metric sample."""
+        ms = None if seconds is None else round(seconds * 1000, 2)
+        self.record.tried.append(Attempt(provider, outcome, error, ms))
+        self.metrics.record_attempt(self.pipeline, self.record.stage, provider, metered, seconds)
+
+    def skipped(self, provider: str, retry_after_s: float) -> None:
+        """The provider's circuit is open: it was not called."""
+        self.note(provider, "circuit_open", "circuit_open", "circuit open", None)
+        wait = self.retry_after
+        self.retry_after = retry_after_s if wait is None else min(wait, retry_after_s)
+        self.only_timeouts = self.only_limited = False
+
+    def failed(self, provider: str, failure: Failure, timeout_s: float, seconds: float) -> None:
+        """A transient failure of one call."""
+        self.only_timeouts = self.only_timeouts and failure.kind == "timeout"
+        self.only_limited = self.only_limited and failure.status == 429
+        msg = failure.message if failure.kind != "timeout" else f"timed out after {timeout_s:g}s"
+        if failure.status is not None:
+            msg = f"HTTP {failure.status}: {msg}"
+        self.note(provider, failure.kind, "transient_error", msg, seconds)
+
+    def answered(self) -> StageRecord:
+        """The stage succeeded: its finished record."""
+        self._close("ok", None)
+        return self.record
+
+    def rejected(self, provider: str, failure: Failure, seconds: float) -> StageRejected:
+        """A non-transient 4xx ends the stage: the error to raise."""
+        self._close("failed", f"HTTP {failure.status}: {failure.message}")
+        self.note(provider, "rejected", "rejected", self.record.error, seconds)
+        return StageRejected(self.record, failure.status or 400, failure.message)
+
+    def exhausted(self) -> StageFailed:
+        """Every provider failed or was skipped: the error to raise."""
+        self._close("failed", "; ".join(f"{a.provider}: {a.error}" for a in self.record.tried))
+        called = self.record.attempts > 0
+        return StageFailed(
+            self.record,
+            self.only_timeouts and called,
+            self.retry_after,
+            rate_limited=self.only_limited and called,
+        )
+
+    def _close(self, status: str, error: str | None) -> None:
+        self.record.latency_ms = round((time.perf_counter() - self.started) * 1000, 2)
+        self.record.status, self.record.error = status, error
+
+
 class StageExecutor:
     """Runs one stage's call against its providers with timeouts, retries and breakers."""
 
@@ -212,111 +300,78 @@ class StageExecutor:
         providers: dict[str, ProviderConfig],
         call: Call[T],
     ) -> tuple[T, StageRecord]:
-        """Return the first provider's result; raise StageRejected or StageFailed."""
-        record = StageRecord(stage=stage.stage)
-        started = time.perf_counter()
-        all_timeouts = True
-        all_limited = True
-        retry_after: float | None = None
+        """Return the first provider's result; raise StageRejected or StageFailed.
+
+        The decision loop: providers in order, a provider whose circuit is open is skipped;
+        each gets 1 + `retries` calls, plus one resend of a stale connection, and no more once
+        its circuit opens; a non-transient 4xx ends the stage (raised by `_attempt`).
+        """
+        ledger = _Ledger(pipeline, StageRecord(stage=stage.stage), self.metrics)
         for index, name in enumerate(stage.providers):
             prov = providers[name]
+            ledger.record.provider, ledger.record.url = name, prov.url
             breaker = self.breakers.get(name, prov.url)
-            record.provider, record.url = name, prov.url
             if not breaker.allow():
-                record.tried.append(Attempt(name, "circuit_open", "circuit open"))
-                self.metrics.record_attempt(pipeline, stage.stage, name, "circuit_open", None)
-                wait = breaker.retry_after_s()
-                retry_after = wait if retry_after is None else min(retry_after, wait)
-                all_timeouts = False
-                all_limited = False
+                ledger.skipped(name, breaker.retry_after_s())
                 continue
             timeout = stage.timeout_s or prov.timeout_s or self.default_timeout_s
+            target = _Target(name, prov, timeout, breaker)
             retries = stage.retries if stage.retries is not None else prov.retries
-            stale_retry = True
-            calls = 0
+            calls, resend = 0, True
             while calls <= retries:
-                calls += 1
-                record.attempts += 1
-                t0 = time.perf_counter()
-                try:
-                    async with asyncio.timeout(timeout):
-                        result = await call(name, prov, timeout)
-                except asyncio.CancelledError:
-                    breaker.abandon()  # the caller went away; a half-open probe is not spent
-                    raise
-                except Exception as exc:
-                    elapsed = time.perf_counter() - t0
-                    failure = classify(exc)
-                    if failure is None:
-                        breaker.abandon()
-                        raise
-                    if not failure.transient:
-                        # The provider is alive and answered: a 4xx is the request's fault.
-                        breaker.success()
-                        self._finish(record, started)
-                        record.status = "failed"
-                        record.error = f"HTTP {failure.status}: {failure.message}"
-                        record.tried.append(
-                            Attempt(name, "rejected", record.error, round(elapsed * 1000, 2))
-                        )
-                        self.metrics.record_attempt(
-                            pipeline, stage.stage, name, "rejected", elapsed
-                        )
-                        raise StageRejected(record, failure.status or 400, failure.message) from exc
-                    if failure.kind == "transport" and stale_retry:
-                        # A keep-alive connection the server closed as we reused it (both
-                        # sides idle out at ~5 s): resend once at once, not a provider fault.
-                        stale_retry = False
-                        calls -= 1
-                        record.tried.append(
-                            Attempt(
-                                name,
-                                "transport",
-                                failure.message + " (resent once)",
-                                round(elapsed * 1000, 2),
-                            )
-                        )
-                        self.metrics.record_attempt(pipeline, stage.stage, name, "resent", elapsed)
-                        continue
-                    if failure.status == 429:
-                        # Back-pressure from a live provider ("queue full"): move on, but do not
-                        # count it toward opening the circuit — an open circuit on a busy but
-                        # healthy single provider turns overload into an outage.
-                        breaker.abandon()
-                    else:
-                        breaker.failure()
-                    all_timeouts = all_timeouts and failure.kind == "timeout"
-                    all_limited = all_limited and failure.status == 429
-                    msg = (
-                        failure.message
-                        if failure.kind != "timeout"
-                        else f"timed out after {timeout:g}s"
-                    )
-                    if failure.status is not None:
-                        msg = f"HTTP {failure.status}: {msg}"
-                    record.tried.append(Attempt(name, failure.kind, msg, round(elapsed * 1000, 2)))
-                    self.metrics.record_attempt(
-                        pipeline, stage.stage, name, "transient_error", elapsed
-                    )
-                    if not breaker.allow():
-                        break  # the circuit just opened: stop hammering this provider
+                outcome = await self._attempt(ledger, target, call, resend)
+                if isinstance(outcome, _Answered):
+                    return outcome.value, ledger.answered()
+                if outcome is _Again.RESEND:
+                    resend = False
                     continue
-                elapsed = time.perf_counter() - t0
-                breaker.success()
-                record.tried.append(Attempt(name, "ok", None, round(elapsed * 1000, 2)))
-                self.metrics.record_attempt(pipeline, stage.stage, name, "ok", elapsed)
-                self._finish(record, started)
-                return result, record
+                calls += 1
+                # Asked only when another call follows: allow() takes a half-open probe slot.
+                if calls <= retries and not breaker.allow():
+                    break  # the circuit just opened: stop hammering this provider
             if index < len(stage.providers) - 1:
                 self.metrics.fallbacks.labels(pipeline, stage.stage, name).inc()
-        self._finish(record, started)
-        record.status = "failed"
-        record.error = "; ".join(f"{a.provider}: {a.error}" for a in record.tried)
-        called = record.attempts > 0
-        raise StageFailed(
-            record, all_timeouts and called, retry_after, rate_limited=all_limited and called
-        )
+        raise ledger.exhausted()
 
     @staticmethod
-    def _finish(record: StageRecord, started: float) -> None:
-        record.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    async def _attempt(
+        ledger: _Ledger, target: _Target, call: Call[T], resend: bool
+    ) -> _Answered[T] | _Again:
+        """Call one provider once under its timeout, give its breaker the verdict, record it."""
+        breaker = target.breaker
+        ledger.record.attempts += 1
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(target.timeout_s):
+                value = await call(target.name, target.config, target.timeout_s)
+        except asyncio.CancelledError:
+            breaker.abandon()  # the caller went away; a half-open probe is not spent
+            raise
+        except Exception as exc:
+            elapsed = time.perf_counter() - t0
+            failure = classify(exc)
+            if failure is None:
+                breaker.abandon()  # a bug here, not a provider failure
+                raise
+            if not failure.transient:
+                # The provider is alive and answered: a 4xx is the request's fault.
+                breaker.success()
+                raise ledger.rejected(target.name, failure, elapsed) from exc
+            if failure.kind == "transport" and resend:
+                # A keep-alive connection the server closed as we reused it (both sides idle
+                # out at ~5 s): resend once at once, not a provider fault.
+                error = failure.message + " (resent once)"
+                ledger.note(target.name, "transport", "resent", error, elapsed)
+                return _Again.RESEND
+            if failure.status == 429:
+                # Back-pressure from a live provider ("queue full"): move on, but do not count
+                # it toward opening the circuit — an open circuit on a busy but healthy single
+                # provider turns overload into an outage.
+                breaker.abandon()
+            else:
+                breaker.failure()
+            ledger.failed(target.name, failure, target.timeout_s, elapsed)
+            return _Again.FAILED
+        breaker.success()
+        ledger.note(target.name, "ok", "ok", None, time.perf_counter() - t0)
+        return _Answered(value)

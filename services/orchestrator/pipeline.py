@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.kit import ApiError
+from services.orchestrator.backends.llm import LlmCall, LlmClient, answer
 from services.orchestrator.config import (
     AUDIO_STAGES,
     EffectivePipeline,
     EffectiveStage,
     ProviderConfig,
 )
-from services.orchestrator.conversation import Answer, ask_langchain, build_messages, converse
+from services.orchestrator.conversation import Answer, build_messages
 from services.orchestrator.engine import HistoryStore, Turn
 from services.orchestrator.executor import (
     StageExecutor,
@@ -29,8 +30,7 @@ from services.orchestrator.executor import (
 )
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.runtime import ConfigManager, Runtime
-from services.orchestrator.stages import ChatReply, StageClient
-from services.orchestrator.tools import schemas as tool_schemas
+from services.orchestrator.stages import StageClient
 
 log = logging.getLogger("orchestrator.pipeline")
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
@@ -146,6 +146,7 @@ class Runner:
         config: ConfigManager,
         executor: StageExecutor,
         stages: StageClient,
+        llm: LlmClient,
         store: HistoryStore,
         metrics: OrchestratorMetrics,
         refusal: str,
@@ -155,6 +156,7 @@ class Runner:
         self.config = config
         self.executor = executor
         self.stages = stages
+        self.llm = llm
         self.store = store
         self.metrics = metrics
         self.refusal = refusal
@@ -434,24 +436,13 @@ class Runner:
         messages = build_messages(system, history, text)
 
         async def call(name: str, prov: ProviderConfig, timeout_s: float) -> Answer:
-            # Tools go only to providers that declare they support them.
-            offered = stage.tools if prov.supports_tools else ()
-            model = runtime.llm.get((pipe.name, name))
-            opts = {**prov.options, **stage.options}
-            tools = tool_schemas(offered) if offered else None
+            request = LlmCall.for_stage(stage, prov, timeout_s)
+            return await answer(self.llm, request, messages, self.max_tool_rounds, self._count_tool)
 
-            async def ask(msgs: list[dict[str, Any]], allow: bool) -> ChatReply:
-                choice = "auto" if allow else "none"
-                if model is not None:
-                    return await ask_langchain(model, msgs, choice if offered else None)
-                return await self.stages.chat(prov, msgs, opts, timeout_s, tools, choice)
-
-            return await converse(ask, messages, offered, self.max_tool_rounds, self._count_tool)
-
-        answer: Answer | None = await self._stage(runtime, pipe, stage, call, result)
-        if answer is not None:
-            result.response, result.usage = answer.text, answer.usage
-            result.records[-1].tools_called = answer.tools_called
+        reply: Answer | None = await self._stage(runtime, pipe, stage, call, result)
+        if reply is not None:
+            result.response, result.usage = reply.text, reply.usage
+            result.records[-1].tools_called = reply.tools_called
 
     def _count_tool(self, name: str, ok: bool) -> None:
         self.metrics.tool_calls.labels(name, "ok" if ok else "error").inc()

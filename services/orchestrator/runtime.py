@@ -1,4 +1,4 @@
-"""Config snapshots (with pre-built LangChain clients) and hot reload."""
+"""Config snapshots and hot reload."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 from services.orchestrator.config import (
     ConfigError,
@@ -23,8 +20,6 @@ from services.orchestrator.config import (
     parse_config,
 )
 from services.orchestrator.metrics import OrchestratorMetrics
-from services.orchestrator.stages import api_base
-from services.orchestrator.tools import schemas as tool_schemas
 
 log = logging.getLogger("orchestrator.config")
 
@@ -36,9 +31,6 @@ class Runtime:
     version: int
     loaded: LoadedConfig
     loaded_at: float
-    # (pipeline, provider) -> a LangChain chat model with the stage's options bound; empty
-    # unless the LLM client is LangChain.
-    llm: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property
     def providers(self) -> dict[str, ProviderConfig]:
@@ -50,36 +42,6 @@ class Runtime:
         return self.loaded.pipelines[name]
 
 
-def build_llm_clients(
-    loaded: LoadedConfig, http_client: httpx.AsyncClient
-) -> dict[tuple[str, str], Any]:
-    """One ChatOpenAI per (pipeline, LLM provider), built once per config load."""
-    from langchain_openai import ChatOpenAI
-
-    clients: dict[tuple[str, str], Any] = {}
-    for pname, pipe in loaded.pipelines.items():
-        for stage in pipe.stages:
-            if stage.stage != "llm":
-                continue
-            for name in stage.providers:
-                prov = loaded.file.providers[name]
-                options = {**prov.options, **stage.options}
-                model: Any = ChatOpenAI(
-                    base_url=api_base(prov.url) + "/v1",
-                    # Our own containers need no key, but the OpenAI client insists on one.
-                    api_key=prov.api_key or "not-needed",  # type: ignore[arg-type]
-                    model=prov.model or "default",
-                    # The executor owns timeouts, retries and fallbacks so breakers see them.
-                    max_retries=0,
-                    timeout=stage.timeout_s or prov.timeout_s,
-                    http_async_client=http_client,
-                )
-                if stage.tools and prov.supports_tools:
-                    model = model.bind_tools(tool_schemas(stage.tools))
-                clients[(pname, name)] = model.bind(**options) if options else model
-    return clients
-
-
 class ConfigManager:
     """Loads, validates and swaps the pipeline config; watches the file for changes."""
 
@@ -87,14 +49,11 @@ class ConfigManager:
         self,
         path: Path,
         flags: Flags,
-        langchain_client: httpx.AsyncClient | None,
         metrics: OrchestratorMetrics,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.path = path
         self.flags = flags
-        # Set: the LLM stage goes through LangChain's ChatOpenAI over this httpx client.
-        self.langchain_client = langchain_client
         self.metrics = metrics
         # ${VAR:-default} in the YAML is expanded from the process environment by design.
         self.env = env if env is not None else os.environ
@@ -123,9 +82,7 @@ class ConfigManager:
         except OSError as exc:
             raise ConfigError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
         loaded = parse_config(text, self.env, self.flags)
-        client = self.langchain_client
-        llm = build_llm_clients(loaded, client) if client is not None else {}
-        return Runtime(version, loaded, time.time(), llm)
+        return Runtime(version, loaded, time.time())
 
     async def load(self, reason: str, only_if_changed: bool = False) -> Runtime:
         """Validate the file and swap it in; on ConfigError the old config stays."""
@@ -137,8 +94,8 @@ class ConfigManager:
                 return self._runtime
             version = (self._runtime.version + 1) if self._runtime else 1
             try:
-                # In a thread: a first LangChain build imports it (seconds) and must not
-                # stall /health/live or requests served on the old config.
+                # In a thread: reading and validating the file must not stall /health/live
+                # or requests served on the old config.
                 runtime = await asyncio.to_thread(self._build, version)
             except ConfigError as exc:
                 self.last_error = str(exc)

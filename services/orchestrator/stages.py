@@ -8,7 +8,7 @@ orchestrator's own work per run (benchmarks/bench_orchestrator.py).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -367,85 +367,16 @@ class StageClient:
         return resp.content, resp.headers.get("X-TTS-Engine")
 
 
-class TokenStream:
-    """A streamed chat completion (SSE) whose first piece has arrived; iterate for the rest.
-
-    Opened by `StageClient.chat_stream`, so a provider that fails before its first token
-    fails inside the stage executor (fallbacks and breakers apply). Close it to stop the
-    generation: the provider sees the connection go.
-    """
-
-    def __init__(self, resp: aiohttp.ClientResponse, limit: int) -> None:
-        self._resp = resp
-        self._limit = limit
-        self._read = 0
-        self._first: str | None = None
-
-    async def _next_piece(self) -> str | None:
-        """The next non-empty content delta, or None at the end of the stream."""
-        try:
-            return await self._read_piece()
-        except ValueError as exc:  # aiohttp: a line beyond its buffer ("Line is too long")
-            raise BadResponse(f"unreadable stream: {exc}") from exc
-
-    async def _read_piece(self) -> str | None:
-        async for raw in self._resp.content:
-            self._read += len(raw)
-            if self._read > self._limit:
-                raise ReplyTooLarge(f"streamed reply exceeds the limit of {self._limit} bytes")
-            line = raw.strip()
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]":
-                return None
-            try:
-                chunk = json.loads(data)
-            except ValueError as exc:
-                raise BadResponse("stream chunk is not JSON") from exc
-            if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
-                raise ProviderError(502, str(chunk["error"].get("message") or "stream failed"))
-            choices = chunk.get("choices") if isinstance(chunk, dict) else None
-            delta = choices[0].get("delta") if isinstance(choices, list) and choices else None
-            piece = delta.get("content") if isinstance(delta, dict) else None
-            if isinstance(piece, str) and piece:
-                return piece
-        return None
-
-    async def start(self) -> TokenStream:
-        """Wait for the first piece (an empty reply is a BadResponse)."""
-        self._first = await self._next_piece()
-        if self._first is None:
-            raise BadResponse("the model returned an empty reply")
-        return self
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self._pieces()
-
-    async def _pieces(self) -> AsyncIterator[str]:
-        if self._first is not None:
-            first, self._first = self._first, None
-            yield first
-        while (piece := await self._next_piece()) is not None:
-            yield piece
-
-    def close(self) -> None:
-        """Drop the connection (stops the provider's generation)."""
-        self._resp.close()
-
-
-async def chat_stream(
+async def open_stream(
     client: StageClient,
     prov: ProviderConfig,
-    messages: list[dict[str, Any]],
-    options: dict[str, Any],
+    path: str,
+    payload: dict[str, Any],
     timeout_s: float,
-) -> TokenStream:
-    """OpenAI /v1/chat/completions with `stream: true`, open and past its first token."""
-    payload: dict[str, Any] = {"model": prov.model or "default", **options}
-    payload.update(messages=messages, stream=True)
+) -> aiohttp.ClientResponse:
+    """POST for a streamed reply: the open response, or the provider's error raised."""
     resp = await client.session.post(
-        api_base(prov.url) + "/v1/chat/completions",
+        api_base(prov.url) + path,
         timeout=aiohttp.ClientTimeout(total=timeout_s),
         json=payload,
         headers=_headers(prov),
@@ -454,7 +385,7 @@ async def chat_stream(
         if resp.status >= 400:
             content = await read_capped(resp, client.limits.json_bytes)
             _raise_for_status(Reply(resp.status, resp.reason or "", resp.headers, content))
-        return await TokenStream(resp, client.limits.json_bytes).start()
     except BaseException:
         resp.close()
         raise
+    return resp

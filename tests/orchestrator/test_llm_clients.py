@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
 import httpx
 import pytest
 
+from services.orchestrator.backends import open_llm_client
+from services.orchestrator.backends.llm import LlmCall, LlmClient, answer
+from services.orchestrator.config import ProviderConfig
+from services.orchestrator.executor import classify
+from services.orchestrator.stages import StageClient, make_session
+from tests.helpers import SMOLLM2_CT2, run_server
 from tests.orchestrator.conftest import (
     all_urls,
     ask,
@@ -14,7 +24,7 @@ from tests.orchestrator.conftest import (
     stage,
     write_config,
 )
-from tests.orchestrator.fakes import tiny_wav
+from tests.orchestrator.fakes import Knobs, tiny_wav
 
 CLIENTS = ["http", "langchain"]
 
@@ -104,3 +114,140 @@ def test_request_id_reaches_every_stage(fakes, tmp_path, client):
             "tts",
         ]
         assert {rid for _, rid in seen} == {"trace-42"}
+
+
+@contextlib.asynccontextmanager
+async def _client(kind: str) -> AsyncIterator[LlmClient]:
+    session = make_session()
+    llm = await open_llm_client(
+        kind,  # type: ignore[arg-type]
+        StageClient(session),
+        timeout_s=5.0,
+        max_reply_bytes=1_048_576,
+        balancer=None,
+    )
+    try:
+        yield llm
+    finally:
+        await llm.aclose()
+        await session.close()
+
+
+def _call(url: str, tools: tuple[str, ...] = ()) -> LlmCall:
+    config = ProviderConfig(capability="llm", url=url, supports_tools=bool(tools))
+    return LlmCall(config, {"temperature": 0.2}, tools, 5.0)
+
+
+MESSAGES = [{"role": "system", "content": "terse"}, {"role": "user", "content": "hi"}]
+
+
+async def _aborted(knobs: Knobs) -> int:
+    for _ in range(100):  # the fake sees the connection go a moment after the client drops it
+        if knobs.streams_aborted:
+            break
+        await asyncio.sleep(0.02)
+    return knobs.streams_aborted
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_both_clients_stream_alike_and_closing_stops_the_provider(fakes, kind):
+    knobs = fakes["primary"].knobs
+    knobs.reply = "one two three four five six"
+    async with _client(kind) as llm:
+        assert llm.name == kind
+        stream = await llm.chat_stream(_call(fakes["primary"].url), MESSAGES)
+        assert "".join([piece async for piece in stream]) == "one two three four five six"
+        await stream.aclose()
+        sent = [q for q in knobs.requests if q["endpoint"] == "llm"][-1]
+        assert sent["stream"] is True and sent["temperature"] == 0.2
+        assert [m["role"] for m in sent["messages"]] == ["system", "user"]
+
+        knobs.token_delay_s = 0.1
+        stream = await llm.chat_stream(_call(fakes["primary"].url), MESSAGES)
+        pieces = stream.__aiter__()
+        assert [await anext(pieces), await anext(pieces)] == ["one", " two"]
+        await stream.aclose()
+        assert await _aborted(knobs) == 1
+    knobs.reply = None  # reset() keeps it; the other tests here want the echo
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_both_clients_fail_in_ways_the_executor_classifies_alike(fakes, kind):
+    knobs = fakes["primary"].knobs
+    async with _client(kind) as llm:
+        call = _call(fakes["primary"].url)
+        seen = []
+        for knob in ("status", "garbage", "blank"):
+            knobs.reset()
+            knobs.status = 503 if knob == "status" else None
+            knobs.garbage = knob == "garbage"
+            knobs.reply = "   " if knob == "blank" else None
+            requests = [llm.chat(call, MESSAGES)]
+            if knob != "blank":  # streamed, whitespace is a piece like any other
+                requests.append(llm.chat_stream(call, MESSAGES))
+            for request in requests:
+                with pytest.raises(Exception) as caught:  # any kind: classified below
+                    await request
+                failure = classify(caught.value)
+                assert failure is not None and failure.transient, (knob, caught.value)
+                seen.append((knob, failure.kind, failure.status))
+        knobs.reply = None
+        assert seen == [
+            ("status", "status", 503),
+            ("status", "status", 503),
+            ("garbage", "bad_response", None),
+            ("garbage", "bad_response", None),
+            ("blank", "bad_response", None),
+        ]
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_tool_rounds_run_on_either_client(fakes, kind):
+    knobs = fakes["primary"].knobs
+    knobs.tool_calls = (("calculate", '{"expression": "6 * 7"}'),)
+    used: list[tuple[str, bool]] = []
+    async with _client(kind) as llm:
+        call = _call(fakes["primary"].url, tools=("calculate",))
+        reply = await answer(llm, call, MESSAGES, 3, lambda name, ok: used.append((name, ok)))
+        assert reply.text.endswith("tools said: 42") and reply.tools_called == ["calculate"]
+        assert reply.usage == {"prompt_tokens": 14, "completion_tokens": 6, "total_tokens": 20}
+    assert used == [("calculate", True)]
+    first, second = [q for q in knobs.requests if q["endpoint"] == "llm"]
+    assert first["tool_choice"] == "auto" and first["tools"][0]["function"]["name"] == "calculate"
+    assert second["messages"][-1]["role"] == "tool" and second["messages"][-1]["content"] == "42"
+
+
+@pytest.fixture(scope="module")
+def smollm2_url() -> Iterator[str]:
+    """The real LLM service on the offline SmolLM2 (CTranslate2), in this process."""
+    from services.llm.app import build_app
+    from services.llm.settings import Settings
+
+    if not (SMOLLM2_CT2 / "model.bin").is_file():
+        pytest.fail(f"{SMOLLM2_CT2} is missing: run scripts/prepare_models.py")
+    with run_server(build_app(Settings(model=str(SMOLLM2_CT2))), timeout=600) as url:
+        yield url
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_both_clients_stream_the_real_llm_service(smollm2_url, kind):
+    """Our own SSE, read by the plain parser and by LangChain's astream, gives the same text."""
+    call = LlmCall(
+        ProviderConfig(capability="llm", url=smollm2_url),
+        {"max_tokens": 24, "temperature": 0},
+        (),
+        120.0,
+    )
+    question = [
+        {"role": "system", "content": "Answer in one short sentence."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
+    async with _client(kind) as llm:
+        stream = await llm.chat_stream(call, question)
+        pieces = [piece async for piece in stream]
+        await stream.aclose()
+        whole = await answer(llm, call, question, 0)
+    assert len(pieces) > 1 and "paris" in "".join(pieces).lower()
+    assert "".join(pieces).strip() == whole.text  # greedy: streamed and whole replies agree
+    assert whole.usage["completion_tokens"] > 0

@@ -480,8 +480,8 @@ def test_buffer_cap_and_idle_timeout(tmp_path: Path, fakes: dict[str, Fake]) -> 
 def test_tool_rounds_answer_whole_then_spoken(
     tmp_path: Path, fakes: dict[str, Fake], llm_client: str
 ) -> None:
-    """A provider offered tools (or the LangChain client) answers whole; the reply is still
-    split into sentences and spoken, with the tool's result."""
+    """A provider offered tools answers whole (either client); the reply is still split into
+    sentences and spoken, with the tool's result."""
     primary = fakes["primary"].knobs
     primary.tool_calls = (("calculate", json.dumps({"expression": "(17 + 25) * 3"})),)
     doc = config_doc(all_urls(fakes))

@@ -155,7 +155,7 @@ async def test_watcher_does_not_reload_what_an_admin_reload_just_loaded(tmp_path
     keys = ("denoise", "stt-a", "stt-b", "guard", "llm-a", "llm-b", "tts-a", "tts-b")
     urls = dict.fromkeys(keys, "http://127.0.0.1:9")  # never called: only loading is tested
     path = write_config(tmp_path / "p.yaml", config_doc(urls))
-    manager = ConfigManager(path, Flags(), None, OrchestratorMetrics(CollectorRegistry()))
+    manager = ConfigManager(path, Flags(), OrchestratorMetrics(CollectorRegistry()))
     assert (await manager.load("startup")).version == 1
     write_config(path, config_doc(urls, prompt_version="test-2"))
     assert manager.changed_on_disk()

@@ -3,8 +3,9 @@
 Transcription (denoise + STT), the input guard, the output guard and TTS run through the
 Runner's own stage methods, so providers, fallbacks, circuit breakers, optional stages and
 stage metrics are those of `/v1/voice`. Only the LLM call differs: it is streamed
-(`stages.chat_stream`) so sentences can be spoken while the model still writes; a provider
-that fails before its first token falls over to the next one like any stage call.
+(`LlmClient.chat_stream`, either client) so sentences can be spoken while the model still
+writes; a provider that fails before its first token falls over to the next one like any
+stage call.
 """
 
 from __future__ import annotations
@@ -12,22 +13,20 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from services.kit import ApiError
 from services.kit.audio import decode_audio, encode_wav
 from services.kit.wyoming_media import clean_text
+from services.orchestrator.backends.llm import LlmCall, ReplyStream, stream_or_answer
 from services.orchestrator.config import EffectivePipeline, EffectiveStage, ProviderConfig
-from services.orchestrator.conversation import ask_langchain, build_messages, converse
+from services.orchestrator.conversation import Answer, build_messages
 from services.orchestrator.engine import Turn
 from services.orchestrator.executor import StageRecord, classify
 from services.orchestrator.pipeline import RunInput, Runner, RunResult, stage_errors
 from services.orchestrator.realtime.protocol import PCM_RATE
 from services.orchestrator.runtime import Runtime
-from services.orchestrator.stages import ChatReply, TokenStream, chat_stream
-from services.orchestrator.tools import schemas as tool_schemas
 
 # A sentence ends at . ! ? … (optionally closed by a quote or bracket) followed by a space.
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]?\s+")
@@ -170,32 +169,18 @@ class StreamingTurn:
         messages = build_messages(instructions, history, text)
         result = self._result()
 
-        async def call(name: str, prov: ProviderConfig, timeout_s: float) -> Any:
-            opts = {**prov.options, **stage.options}
-            if max_tokens is not None:
-                opts["max_tokens"] = min(int(opts.get("max_tokens") or max_tokens), max_tokens)
-            offered = stage.tools if prov.supports_tools else ()
-            model = self.runtime.llm.get((self.pipe.name, name))
-            if not offered and model is None:
-                return await chat_stream(self.runner.stages, prov, messages, opts, timeout_s)
-            # Tool rounds (or the LangChain client) need whole replies: the final answer is
-            # then split into sentences like a stream that arrived at once.
-            tools = tool_schemas(offered) if offered else None
-
-            async def ask(msgs: list[dict[str, Any]], allow: bool) -> ChatReply:
-                choice = "auto" if allow else "none"
-                if model is not None:
-                    return await ask_langchain(model, msgs, choice if offered else None)
-                return await self.runner.stages.chat(prov, msgs, opts, timeout_s, tools, choice)
-
-            rounds = self.runner.max_tool_rounds
-            return await converse(ask, messages, offered, rounds, self.runner._count_tool)
+        async def call(name: str, prov: ProviderConfig, timeout_s: float) -> ReplyStream | Answer:
+            request = LlmCall.for_stage(stage, prov, timeout_s, max_tokens)
+            # Tool rounds need whole replies: the final answer is then split into sentences
+            # like a stream that arrived at once.
+            rounds, count = self.runner.max_tool_rounds, self.runner._count_tool
+            return await stream_or_answer(self.runner.llm, request, messages, rounds, count)
 
         with stage_errors():
             answer = await self.runner._stage(self.runtime, self.pipe, stage, call, result)
         if answer is None:
             raise ApiError(502, "the llm stage produced no reply", code="stage_failed")
-        if not isinstance(answer, TokenStream):
+        if isinstance(answer, Answer):
             yield answer.text
             return
         try:
@@ -213,4 +198,4 @@ class StreamingTurn:
                 code="stage_timeout" if failure.kind == "timeout" else "stage_failed",
             ) from exc
         finally:
-            answer.close()
+            await answer.aclose()
