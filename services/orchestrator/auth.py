@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from services.kit import ApiError
@@ -50,9 +51,12 @@ def _refuse(missing: bool) -> ApiError:
 
 async def require_client(request: Request, settings: SettingsDep) -> Caller:
     """Client routes: a valid key when ORCHESTRATOR_API_KEYS is set; open (one scope) if not."""
-    caller = identify(request, bearer_of(request.headers.get("authorization")), settings)
-    request.state.caller = caller
-    return caller
+    return identify(request, bearer_of(request.headers.get("authorization")), settings)
+
+
+# The router runs `require_client` for every client route; a route that takes `CallerDep`
+# gets that same Caller (FastAPI runs a dependency once per request).
+CallerDep = Annotated[Caller, Depends(require_client)]
 
 
 def identify(conn: HTTPConnection, token: str | None, settings: Settings) -> Caller:
@@ -66,12 +70,6 @@ def identify(conn: HTTPConnection, token: str | None, settings: Settings) -> Cal
         raise _refuse(token is None)
     kid = key_id(token)
     return Caller(kid, f"key-{kid}")
-
-
-def caller_of(request: Request) -> Caller:
-    """The Caller `require_client` verified for this request."""
-    caller: Caller = request.state.caller
-    return caller
 
 
 async def require_admin(request: Request, settings: SettingsDep) -> None:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from services.kit import ApiError
-from services.orchestrator.auth import Caller, caller_of, require_admin, require_client
+from services.orchestrator.auth import Caller, CallerDep, require_admin, require_client
 from services.orchestrator.config import ConfigError
 from services.orchestrator.deps import Deps, DepsDep
 from services.orchestrator.history import Turn
@@ -25,15 +25,6 @@ from services.orchestrator.settings import Settings
 
 router = APIRouter(dependencies=[Depends(require_client)])
 admin = APIRouter(dependencies=[Depends(require_admin)])
-
-
-async def _caller(request: Request) -> Caller:
-    # `async def`: FastAPI runs a plain `def` dependency in its thread pool, a thread hop
-    # per request on the hot path.
-    return caller_of(request)
-
-
-CallerDep = Annotated[Caller, Depends(_caller)]
 
 
 def _check_text(text: str, settings: Settings, param: str) -> str:
