@@ -168,13 +168,12 @@ class MeshSession(Session):
         }
 
     async def _run(self, inp: RunInput) -> RunResult:
-        runner = self.state.require(Deps).service
         # Wyoming carries no API key: its conversations live in their own scope, apart from
         # every HTTP key's (and the keyless "open" one), and the guardrails count all Wyoming
         # clients as one end user (the endpoint is fenced to private networks).
         inp = dataclasses.replace(inp, scope="wyoming", identity="wyoming")
         try:
-            return await runner.run(inp)
+            return await self.state.require(Deps).service.run(inp)
         except ApiError as exc:
             raise EventError(exc.code or "pipeline_failed", exc.message) from exc
 
