@@ -135,7 +135,7 @@ def stage_options(prov: ProviderConfig, stage: EffectiveStage) -> dict[str, Any]
 ProviderCall = Callable[[str, ProviderConfig, float], Awaitable[T]]
 
 
-@dataclass
+@dataclass(slots=True)
 class Run:
     """A request on its way through the stages: the handlers read and write it in order."""
 

@@ -12,7 +12,7 @@ from services.orchestrator.stages import ChatReply, TokenStream, chat_stream
 from services.orchestrator.tools import schemas as tool_schemas
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per provider call: cheap to build (no frozen __setattr__)
 class ChatProvider:
     """One LLM provider as a run asks it: the client, the options and the tools it is offered.
 
