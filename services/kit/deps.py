@@ -19,7 +19,7 @@ while the service loads (e.g. `/v1/models`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from starlette.requests import HTTPConnection
@@ -31,20 +31,22 @@ D = TypeVar("D")
 S = TypeVar("S", bound=ServiceSettings)
 
 
-def provide(kind: type[D]) -> Callable[[HTTPConnection], D]:
+def provide(kind: type[D]) -> Callable[[HTTPConnection], Awaitable[D]]:
     """A FastAPI dependency returning the app's `kind` object, or 503 while it is loading."""
 
-    def dependency(conn: HTTPConnection) -> D:
+    # `async def`: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per
+    # request on the hot path.
+    async def dependency(conn: HTTPConnection) -> D:
         return get_state(conn).require(kind)
 
     dependency.__name__ = f"provide_{kind.__name__}"
     return dependency
 
 
-def provide_settings(kind: type[S]) -> Callable[[HTTPConnection], S]:
+def provide_settings(kind: type[S]) -> Callable[[HTTPConnection], Awaitable[S]]:
     """A FastAPI dependency returning the app's settings as the service's own class."""
 
-    def dependency(conn: HTTPConnection) -> S:
+    async def dependency(conn: HTTPConnection) -> S:
         settings = get_state(conn).settings
         if not isinstance(settings, kind):
             raise TypeError(f"app settings are {type(settings).__name__}, not {kind.__name__}")

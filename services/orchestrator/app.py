@@ -21,12 +21,14 @@ from services.orchestrator.balancer import (
 )
 from services.orchestrator.breaker import BreakerBoard
 from services.orchestrator.config import Flags
-from services.orchestrator.engine import HistoryStore
+from services.orchestrator.deps import Deps, LiveSessions
 from services.orchestrator.executor import StageExecutor
+from services.orchestrator.history import open_history
 from services.orchestrator.metrics import OrchestratorMetrics, ReplicaMetrics
 from services.orchestrator.pipeline import Runner
 from services.orchestrator.realtime.route import realtime_router
 from services.orchestrator.routes import admin, router
+from services.orchestrator.run import StageKit
 from services.orchestrator.runtime import ConfigManager
 from services.orchestrator.settings import Settings
 from services.orchestrator.stages import ReplyLimits, StageClient, make_session
@@ -35,20 +37,10 @@ from services.orchestrator.wyoming_server import make_server
 log = logging.getLogger("orchestrator")
 
 
-async def _history_store(settings: Settings) -> HistoryStore:
-    if settings.redis_url:
-        from services.orchestrator.backends.redis import RedisHistoryStore
-
-        store = RedisHistoryStore(
-            settings.redis_url, settings.session_ttl_s, settings.session_max_turns * 2
-        )
-        await store.ping()
-        return store
-    from services.orchestrator.backends.memory import MemoryHistoryStore
-
-    return MemoryHistoryStore(
-        settings.session_ttl_s, settings.session_max_turns * 2, settings.max_sessions
-    )
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def build_app(settings: Settings | None = None, resolver: Resolver | None = None) -> FastAPI:
@@ -57,7 +49,8 @@ def build_app(settings: Settings | None = None, resolver: Resolver | None = None
     # httpx (the LangChain client's transport) logs every call at INFO: lines the stage
     # records and metrics already carry, at a measurable cost on the hot path.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    metrics_holder: dict[str, OrchestratorMetrics] = {}
+    # What startup opened, closed at shutdown in reverse order (also after a failed startup).
+    opened = contextlib.AsyncExitStack()
 
     async def startup(state: ServiceState) -> None:
         if not split_keys(settings.api_keys):
@@ -65,12 +58,12 @@ def build_app(settings: Settings | None = None, resolver: Resolver | None = None
         if not split_keys(settings.admin_api_keys):
             log.info("admin routes disabled: no ADMIN_API_KEYS")
         metrics = OrchestratorMetrics(state.registry)
-        metrics_holder["m"] = metrics
         session = make_session(max_connections=200)
-        state.resources["session"] = session
+        opened.push_async_callback(session.close)
         # One balancer for both clients: replicas' in-flight counts add up across them.
-        balancer = (
-            Balancer(
+        balancer = None
+        if settings.balance_replicas:
+            balancer = Balancer(
                 BalancerSettings(
                     settings.replica_refresh_s,
                     settings.replica_failures,
@@ -80,10 +73,7 @@ def build_app(settings: Settings | None = None, resolver: Resolver | None = None
                 resolver or dns_resolve,
                 ReplicaMetrics(state.registry),
             )
-            if settings.balance_replicas
-            else None
-        )
-        state.resources["balancer"] = balancer
+            opened.push_async_callback(balancer.aclose)
         flags = Flags(
             settings.enable_preprocessing,
             settings.enable_guardrails,
@@ -91,7 +81,6 @@ def build_app(settings: Settings | None = None, resolver: Resolver | None = None
         )
         manager = ConfigManager(Path(settings.pipelines_path), flags, metrics)
         await manager.load("startup")  # a bad file at startup → readiness says why
-        state.resources["config"] = manager
 
         def circuit_changed(provider: str, is_open: bool) -> None:
             metrics.circuit_open.labels(provider).set(1 if is_open else 0)
@@ -102,10 +91,8 @@ def build_app(settings: Settings | None = None, resolver: Resolver | None = None
         breakers = BreakerBoard(
             settings.breaker_failures, settings.breaker_cooldown_s, circuit_changed
         )
-        state.resources["breakers"] = breakers
-        store = await _history_store(settings)
-        state.resources["store"] = store
-        executor = StageExecutor(breakers, metrics, settings.default_timeout_s)
+        store = await open_history(settings)
+        opened.push_async_callback(store.close)
         stage_client = StageClient(
             session,
             ReplyLimits(settings.max_reply_json_bytes, settings.max_reply_audio_bytes),
@@ -118,10 +105,9 @@ def build_app(settings: Settings | None = None, resolver: Resolver | None = None
             max_reply_bytes=settings.max_reply_json_bytes,
             balancer=balancer,
         )
-        state.resources["llm"] = llm
-        state.resources["runner"] = Runner(
-            manager,
-            executor,
+        opened.push_async_callback(llm.aclose)
+        kit = StageKit(
+            StageExecutor(breakers, metrics, settings.default_timeout_s),
             stage_client,
             llm,
             store,
@@ -130,32 +116,24 @@ def build_app(settings: Settings | None = None, resolver: Resolver | None = None
             settings.max_tool_rounds,
         )
         if settings.reload_poll_s > 0:
-            state.resources["watcher"] = asyncio.create_task(manager.watch(settings.reload_poll_s))
-        runtime = manager.current
-        state.readiness.engine = "pipelines"
-        state.readiness.model = runtime.loaded.file.active_pipeline
-        state.readiness.details = {"history": store.name}
-        state.readiness.reason = "ok"
-        state.readiness.ready = True
+            watcher = asyncio.create_task(manager.watch(settings.reload_poll_s))
+            opened.push_async_callback(_cancel, watcher)
+        deps = Deps(
+            settings,
+            Runner(manager, kit),
+            breakers,
+            balancer,
+            LiveSessions(settings.realtime_max_sessions),
+        )
+        state.serve(
+            deps,
+            engine="pipelines",
+            model=manager.current.loaded.file.active_pipeline,
+            details={"history": store.name},
+        )
 
     async def shutdown(state: ServiceState) -> None:
-        watcher = state.resources.pop("watcher", None)
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-        store = state.resources.pop("store", None)
-        if store is not None:
-            await store.close()
-        llm = state.resources.pop("llm", None)
-        if llm is not None:
-            await llm.aclose()
-        session = state.resources.pop("session", None)
-        if session is not None:
-            await session.close()
-        balancer = state.resources.pop("balancer", None)
-        if balancer is not None:
-            await balancer.aclose()
+        await opened.aclose()
 
     started, stopped = with_wyoming(make_server(settings), startup, shutdown)
     return create_app(

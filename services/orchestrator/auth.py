@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from services.kit import ApiError
-from services.kit.app import get_state
 from services.kit.auth import bearer_of, check_admin, key_id, key_matches, split_keys
+from services.orchestrator.deps import SettingsDep
 from services.orchestrator.settings import Settings
 
 # The scope of every session when no client keys are configured (development).
@@ -24,21 +26,14 @@ class Caller:
     identity: str  # forwarded to guardrails; never the key itself
 
 
-def settings_of(request: HTTPConnection) -> Settings:
-    """The orchestrator's settings from the app state."""
-    settings = get_state(request).settings
-    assert isinstance(settings, Settings)
-    return settings
+@functools.lru_cache(maxsize=8)
+def _split(raw: str) -> tuple[str, ...]:
+    # Parsed once per key list, not per request: the hot path only compares.
+    return split_keys(raw)
 
 
-def _client_keys(request: HTTPConnection) -> tuple[str, ...]:
-    # Parsed once per app, not per request: the hot path only compares.
-    state = get_state(request)
-    keys: tuple[str, ...] | None = state.resources.get("client_keys")
-    if keys is None:
-        keys = split_keys(settings_of(request).api_keys)
-        state.resources["client_keys"] = keys
-    return keys
+def _client_keys(settings: Settings) -> tuple[str, ...]:
+    return _split(settings.api_keys)
 
 
 def _refuse(missing: bool) -> ApiError:
@@ -54,16 +49,19 @@ def _refuse(missing: bool) -> ApiError:
     )
 
 
-async def require_client(request: Request) -> Caller:
+async def require_client(request: Request, settings: SettingsDep) -> Caller:
     """Client routes: a valid key when ORCHESTRATOR_API_KEYS is set; open (one scope) if not."""
-    caller = identify(request, bearer_of(request.headers.get("authorization")))
-    request.state.caller = caller
-    return caller
+    return identify(request, bearer_of(request.headers.get("authorization")), settings)
 
 
-def identify(conn: HTTPConnection, token: str | None) -> Caller:
+# The router runs `require_client` for every client route; a route that takes `CallerDep`
+# gets that same Caller (FastAPI runs a dependency once per request).
+CallerDep = Annotated[Caller, Depends(require_client)]
+
+
+def identify(conn: HTTPConnection, token: str | None, settings: Settings) -> Caller:
     """The caller presenting `token` (HTTP or WebSocket); a 401 ApiError when it fails."""
-    keys = _client_keys(conn)
+    keys = _client_keys(settings)
     if not keys:
         # Keyless development: one session scope; limits fall back to the client address.
         host = conn.client.host if conn.client else "unknown"
@@ -74,16 +72,9 @@ def identify(conn: HTTPConnection, token: str | None) -> Caller:
     return Caller(kid, f"key-{kid}")
 
 
-def caller_of(request: Request) -> Caller:
-    """The Caller `require_client` verified for this request."""
-    caller: Caller = request.state.caller
-    return caller
-
-
-async def require_admin(request: Request) -> None:
+async def require_admin(request: Request, settings: SettingsDep) -> None:
     """Admin routes: an ADMIN_API_KEYS key; with none set, 403 unless ORCH_ADMIN_OPEN (dev)."""
-    settings = settings_of(request)
     # The escape only works on a wholly keyless (development) orchestrator: once client keys
     # are set, the deployment is real and admin needs its own key.
-    dev_open = settings.admin_open and not _client_keys(request)
-    check_admin(request, split_keys(settings.admin_api_keys), dev_open=dev_open)
+    dev_open = settings.admin_open and not _client_keys(settings)
+    check_admin(request, _split(settings.admin_api_keys), dev_open=dev_open)

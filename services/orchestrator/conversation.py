@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.orchestrator.engine import Turn
 from services.orchestrator.executor import BadResponse
+from services.orchestrator.history import Turn
 from services.orchestrator.stages import ChatReply
 from services.orchestrator.tools import run_tool
 

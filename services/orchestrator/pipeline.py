@@ -1,55 +1,25 @@
-"""Runs a pipeline: stages in order on one config snapshot, guarded conversation, records."""
+"""The runner: a request walks its pipeline's stages in order, one handler per stage kind.
+
+`Runner.plan` resolves the pipeline once per request on the current config snapshot;
+`Runner.run` looks each stage up in the table (`handlers.HANDLERS`) and hands it the `Run`.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import re
-import secrets
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 from services.kit import ApiError
-from services.orchestrator.backends.llm import LlmCall, LlmClient, answer
-from services.orchestrator.config import (
-    AUDIO_STAGES,
-    EffectivePipeline,
-    EffectiveStage,
-    ProviderConfig,
-)
-from services.orchestrator.conversation import Answer, build_messages
-from services.orchestrator.engine import HistoryStore, Turn
-from services.orchestrator.executor import (
-    StageExecutor,
-    StageFailed,
-    StageRecord,
-    StageRejected,
-)
-from services.orchestrator.metrics import OrchestratorMetrics
-from services.orchestrator.runtime import ConfigManager, Runtime
-from services.orchestrator.stages import StageClient
+from services.orchestrator.config import AUDIO_STAGES
+from services.orchestrator.executor import StageFailed, StageRecord, StageRejected
+from services.orchestrator.handlers import HANDLERS
+from services.orchestrator.history import Turn
+from services.orchestrator.run import Plan, Run, RunInput, RunResult, StageKit
+from services.orchestrator.runtime import ConfigManager
 
-log = logging.getLogger("orchestrator.pipeline")
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
 # Provider statuses that mean the caller's input was bad; others are our config's problem.
 _CLIENT_STATUSES = frozenset({400, 413, 415, 422})
-
-
-def check_session_id(session_id: str | None) -> str:
-    """The caller's session id, or a new one when none was given."""
-    if session_id is None or session_id == "":
-        return uuid.uuid4().hex
-    if not _SESSION_ID.match(session_id):
-        raise ApiError(
-            400,
-            "session_id must be 1-128 characters of letters, digits, _ . : @ -",
-            param="session_id",
-            code="invalid_session_id",
-        )
-    return session_id
 
 
 @contextlib.contextmanager
@@ -84,96 +54,32 @@ def stage_errors() -> Iterator[None]:
         ) from exc
 
 
-@dataclass
-class RunInput:
-    """What a client asked for."""
-
-    session_id: str
-    pipeline: str | None = None
-    text: str | None = None
-    audio: bytes | None = None
-    filename: str = "audio.wav"
-    want_audio: bool = False
-    # A TTS voice chosen by the client; overrides the stage's configured voice.
-    voice: str | None = None
-    # Stateless chat: the client's own history replaces the session store.
-    history: list[Turn] | None = None
-    # Every earlier text the client sent with this request (any role, tool results too):
-    # checked by the input guard together with `text`, in one call.
-    context: tuple[tuple[str, str], ...] = ()  # (role, text)
-    # Whose sessions these are (a key id, or "open" when keyless) and who the guardrails'
-    # rate limits should count (derived from the key or the client address, never the key).
-    scope: str = "open"
-    identity: str | None = None
-
-    @property
-    def store_key(self) -> str:
-        """The history-store key: the session id inside its owner's scope."""
-        return f"{self.scope}|{self.session_id}"
-
-
-@dataclass
-class RunResult:
-    """What a run produced, with a record per stage."""
-
-    pipeline: str
-    session_id: str
-    config_version: int
-    prompt_version: str
-    transcript: str | None = None
-    response: str | None = None
-    blocked: bool = False
-    block_reason: str | None = None
-    audio: bytes | None = None
-    tts_engine: str | None = None
-    usage: dict[str, int] = field(default_factory=dict)
-    records: list[StageRecord] = field(default_factory=list)
-    # Per-request secret put into the system prompt when the output is guarded: a reply that
-    # contains it leaked the prompt, and the output guard refuses it (canary_leak).
-    canary: str = field(default_factory=lambda: "cnry-" + secrets.token_hex(8))
-
-    @property
-    def stages(self) -> list[dict[str, Any]]:
-        """Stage records as JSON."""
-        return [r.as_dict() for r in self.records]
-
-
 class Runner:
-    """Executes pipelines against the current config snapshot."""
+    """Runs requests through the pipelines of the current config snapshot."""
 
-    def __init__(
-        self,
-        config: ConfigManager,
-        executor: StageExecutor,
-        stages: StageClient,
-        llm: LlmClient,
-        store: HistoryStore,
-        metrics: OrchestratorMetrics,
-        refusal: str,
-        max_tool_rounds: int = 3,
-    ) -> None:
-        self.max_tool_rounds = max_tool_rounds
+    def __init__(self, config: ConfigManager, kit: StageKit) -> None:
         self.config = config
-        self.executor = executor
-        self.stages = stages
-        self.llm = llm
-        self.store = store
-        self.metrics = metrics
-        self.refusal = refusal
+        self.kit = kit
 
-    def resolve(self, runtime: Runtime, name: str | None) -> EffectivePipeline:
-        """The requested (or active) pipeline, or a clear 404/503."""
+    def plan(self, name: str | None, *, otherwise: str | None = None) -> Plan:
+        """The named (or active) pipeline on the current config, or a clear 404/503.
+
+        `otherwise`: the pipeline to use when `name` is none of the config's (OpenAI clients
+        send model names of their own); without it an unknown name is a 404.
+        """
+        runtime = self.config.current  # the snapshot the request keeps to its end
+        pipelines = runtime.loaded.pipelines
+        if otherwise is not None and name not in pipelines:
+            name = otherwise
         pname = name or runtime.loaded.file.active_pipeline
-        try:
-            pipe = runtime.pipeline(pname)
-        except KeyError:
-            known = ", ".join(sorted(runtime.loaded.pipelines))
+        pipe = pipelines.get(pname)
+        if pipe is None:
             raise ApiError(
                 404,
-                f"unknown pipeline '{pname}' (known: {known})",
+                f"unknown pipeline '{pname}' (known: {', '.join(sorted(pipelines))})",
                 param="pipeline",
                 code="unknown_pipeline",
-            ) from None
+            )
         if pipe.unavailable:
             raise ApiError(
                 503,
@@ -181,12 +87,12 @@ class Runner:
                 param="pipeline",
                 code="pipeline_unavailable",
             )
-        return pipe
+        return Plan(runtime, pipe)
 
-    async def run(self, inp: RunInput, runtime: Runtime | None = None) -> RunResult:
-        """Run one request through its pipeline; stage failures become 4xx/502/504."""
-        runtime = runtime or self.config.current  # the snapshot this run keeps to the end
-        pipe = self.resolve(runtime, inp.pipeline)
+    async def run(self, inp: RunInput, plan: Plan | None = None) -> RunResult:
+        """Run one request (on `plan` when the caller resolved it); failures become 4xx/5xx."""
+        plan = plan or self.plan(inp.pipeline)
+        pipe = plan.pipe
         if inp.audio is not None and not pipe.takes_audio:
             raise ApiError(
                 400,
@@ -201,248 +107,34 @@ class Runner:
                 param="pipeline",
                 code="pipeline_takes_audio",
             )
-        result = RunResult(
-            pipe.name,
-            inp.session_id,
-            runtime.version,
-            runtime.loaded.file.system_prompt.version,
-            transcript=inp.text,
-        )
+        result = plan.result(inp.session_id, transcript=inp.text)
+        run = Run(self.kit, plan, inp, result, audio=inp.audio, text=inp.text)
         started = time.perf_counter()
         outcome = "error"
         try:
             with stage_errors():
-                await self._run_stages(runtime, pipe, inp, result)
+                for stage in pipe.stages:
+                    handler = HANDLERS[stage.stage]
+                    if note := handler.skip(run):
+                        result.records.append(StageRecord(stage.stage, status="skipped", note=note))
+                    else:
+                        await handler.handle(run, stage)
+                await self._finish(run)
             outcome = "blocked" if result.blocked else "ok"
         finally:
-            self.metrics.runs.labels(pipe.name, outcome).inc()
-            self.metrics.run_latency.labels(pipe.name).observe(time.perf_counter() - started)
+            self.kit.metrics.runs.labels(pipe.name, outcome).inc()
+            self.kit.metrics.run_latency.labels(pipe.name).observe(time.perf_counter() - started)
         return result
 
-    async def _stage(
-        self,
-        runtime: Runtime,
-        pipe: EffectivePipeline,
-        stage: EffectiveStage,
-        call: Any,
-        result: RunResult,
-    ) -> Any:
-        """Run one stage; an optional stage that fails transiently is skipped (None)."""
-        try:
-            value, record = await self.executor.run(pipe.name, stage, runtime.providers, call)
-        except StageFailed as exc:
-            if not stage.optional:
-                result.records.append(exc.record)
-                raise
-            exc.record.status = "skipped"
-            result.records.append(exc.record)
-            log.warning(
-                "optional stage skipped", extra={"pipeline": pipe.name, "stage": stage.stage}
-            )
-            return None
-        except StageRejected as exc:
-            result.records.append(exc.record)
-            raise
-        result.records.append(record)
-        return value
-
-    async def _run_stages(
-        self, runtime: Runtime, pipe: EffectivePipeline, inp: RunInput, result: RunResult
-    ) -> None:
-        audio = inp.audio
-        text = inp.text
-        for stage in pipe.stages:
-            name = stage.stage
-            skip = self._skip_reason(stage, inp, result)
-            if skip:
-                result.records.append(StageRecord(stage=name, status="skipped", note=skip))
-            elif name == "denoise":
-                assert audio is not None
-                audio = await self._denoise(runtime, pipe, stage, audio, result)
-            elif name == "stt":
-                assert audio is not None
-                text = await self._stt(runtime, pipe, stage, audio, inp.filename, result)
-            elif name == "guard_input":
-                text = await self._guard_input(runtime, pipe, stage, inp, text or "", result)
-            elif name == "llm":
-                await self._llm(runtime, pipe, stage, inp, text or "", result)
-            elif name == "guard_output":
-                await self._guard_output(runtime, pipe, stage, inp, result)
-            elif name == "tts":
-                say = result.response if result.response is not None else (text or "")
-                await self._tts(runtime, pipe, stage, say, result, inp.voice)
+    async def _finish(self, run: Run) -> None:
+        """A guard-only pipeline answers with the checked text; a conversation is remembered."""
+        pipe, result, text = run.pipe, run.result, run.text
         if not pipe.has("llm") and result.response is None and pipe.has("guard_input"):
             result.response = text
-        stored = pipe.has("llm") and not result.blocked and inp.history is None
+        stored = pipe.has("llm") and not result.blocked and run.inp.history is None
         if stored and text and result.response is not None:
-            await self.store.append(
-                inp.store_key,
-                [
-                    Turn(role="user", content=text),
-                    Turn(role="assistant", content=result.response or ""),
-                ],
-            )
-
-    async def _denoise(
-        self,
-        runtime: Runtime,
-        pipe: EffectivePipeline,
-        stage: EffectiveStage,
-        audio: bytes,
-        result: RunResult,
-    ) -> bytes:
-        async def call(_: str, prov: ProviderConfig, timeout_s: float) -> bytes:
-            return await self.stages.denoise(prov, audio, timeout_s)
-
-        out: bytes | None = await self._stage(runtime, pipe, stage, call, result)
-        return audio if out is None else out  # optional denoise skipped: use the raw audio
-
-    async def _stt(
-        self,
-        runtime: Runtime,
-        pipe: EffectivePipeline,
-        stage: EffectiveStage,
-        audio: bytes,
-        filename: str,
-        result: RunResult,
-    ) -> str:
-        async def call(_: str, prov: ProviderConfig, timeout_s: float) -> str:
-            opts = {**prov.options, **stage.options}
-            return await self.stages.transcribe(prov, audio, filename, opts, timeout_s)
-
-        text: str | None = await self._stage(runtime, pipe, stage, call, result)
-        result.transcript = text
-        if not text or not text.strip():
-            raise ApiError(
-                422, "no speech was recognised in the audio", param="file", code="no_speech"
-            )
-        return text
-
-    async def _guard_input(
-        self,
-        runtime: Runtime,
-        pipe: EffectivePipeline,
-        stage: EffectiveStage,
-        inp: RunInput,
-        text: str,
-        result: RunResult,
-    ) -> str:
-        verdict = await self._guard(runtime, pipe, stage, "input", text, inp, result)
-        if verdict is None:
-            return text  # guardrails down and fail-open (or optional): unguarded
-        if not verdict["safe"]:
-            result.blocked = True
-            result.block_reason = str(verdict.get("reason") or "input blocked")
-            result.response = self.refusal
-            return text
-        sanitized = verdict.get("sanitized")
-        return sanitized if isinstance(sanitized, str) and sanitized.strip() else text
-
-    async def _guard_output(
-        self,
-        runtime: Runtime,
-        pipe: EffectivePipeline,
-        stage: EffectiveStage,
-        inp: RunInput,
-        result: RunResult,
-    ) -> None:
-        reply = result.response or ""
-        verdict = await self._guard(runtime, pipe, stage, "output", reply, inp, result)
-        if verdict is None:
-            return
-        if not verdict["safe"]:
-            result.blocked = True
-            result.block_reason = str(verdict.get("reason") or "output blocked")
-            result.response = self.refusal
-        elif isinstance(verdict.get("filtered"), str):
-            result.response = verdict["filtered"]
-
-    async def _tts(
-        self,
-        runtime: Runtime,
-        pipe: EffectivePipeline,
-        stage: EffectiveStage,
-        say: str,
-        result: RunResult,
-        voice: str | None = None,
-    ) -> None:
-        async def call(_: str, prov: ProviderConfig, timeout_s: float) -> tuple[bytes, str | None]:
-            opts = {**prov.options, **stage.options}
-            if voice:
-                opts["voice"] = voice
-            return await self.stages.speak(prov, say, opts, timeout_s)
-
-        spoken = await self._stage(runtime, pipe, stage, call, result)
-        if spoken is not None:
-            result.audio, result.tts_engine = spoken
-
-    @staticmethod
-    def _skip_reason(stage: EffectiveStage, inp: RunInput, result: RunResult) -> str | None:
-        if stage.stage in AUDIO_STAGES and inp.audio is None:
-            return "text input"
-        if result.blocked and stage.stage in ("llm", "guard_output"):
-            return "input blocked"
-        if stage.stage == "tts" and not inp.want_audio:
-            return "audio not requested"
-        return None
-
-    async def _guard(
-        self,
-        runtime: Runtime,
-        pipe: EffectivePipeline,
-        stage: EffectiveStage,
-        direction: str,
-        text: str,
-        inp: RunInput,
-        result: RunResult,
-    ) -> dict[str, Any] | None:
-        history = inp.context if direction == "input" else ()
-        # The output check also gets what the user asked (a reply that obeys a quoted "just say
-        # X" is refused) and the canary of the system prompt.
-        request: dict[str, str] = {}
-        if direction == "output":
-            request = {"canary": result.canary}
-            asked = inp.text if inp.text is not None else result.transcript
-            if asked:
-                request["input"] = asked
-
-        async def call(_: str, prov: ProviderConfig, timeout_s: float) -> dict[str, Any]:
-            return await self.stages.validate(
-                prov,
-                direction,
-                text,
-                timeout_s,
-                history=history,
-                end_user=inp.identity,
-                request=request,
-            )
-
-        verdict: dict[str, Any] | None = await self._stage(runtime, pipe, stage, call, result)
-        return verdict
-
-    async def _llm(
-        self,
-        runtime: Runtime,
-        pipe: EffectivePipeline,
-        stage: EffectiveStage,
-        inp: RunInput,
-        text: str,
-        result: RunResult,
-    ) -> None:
-        history = inp.history if inp.history is not None else await self.store.load(inp.store_key)
-        system = runtime.loaded.file.system_prompt.text
-        if pipe.has("guard_output"):
-            system = f"<!-- {result.canary} -->\n{system}"  # the canary, as Rebuff places it
-        messages = build_messages(system, history, text)
-
-        async def call(name: str, prov: ProviderConfig, timeout_s: float) -> Answer:
-            request = LlmCall.for_stage(stage, prov, timeout_s)
-            return await answer(self.llm, request, messages, self.max_tool_rounds, self._count_tool)
-
-        reply: Answer | None = await self._stage(runtime, pipe, stage, call, result)
-        if reply is not None:
-            result.response, result.usage = reply.text, reply.usage
-            result.records[-1].tools_called = reply.tools_called
-
-    def _count_tool(self, name: str, ok: bool) -> None:
-        self.metrics.tool_calls.labels(name, "ok" if ok else "error").inc()
+            turns = [
+                Turn(role="user", content=text),
+                Turn(role="assistant", content=result.response),
+            ]
+            await self.kit.store.append(run.inp.store_key, turns)

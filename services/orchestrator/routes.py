@@ -14,39 +14,17 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from services.kit import ApiError
-from services.kit.app import get_state
-from services.orchestrator.auth import Caller, caller_of, require_admin, require_client, settings_of
+from services.orchestrator.auth import Caller, CallerDep, require_admin, require_client
 from services.orchestrator.config import ConfigError
-from services.orchestrator.engine import Turn
-from services.orchestrator.pipeline import RunInput, Runner, RunResult, check_session_id
-from services.orchestrator.runtime import ConfigManager, Runtime
+from services.orchestrator.deps import Deps, DepsDep
+from services.orchestrator.history import Turn
+from services.orchestrator.run import Plan, RunInput, RunResult, check_session_id
+from services.orchestrator.runtime import Runtime
 from services.orchestrator.schemas import ChatRequest, TranscriptRequest
 from services.orchestrator.settings import Settings
 
 router = APIRouter(dependencies=[Depends(require_client)])
 admin = APIRouter(dependencies=[Depends(require_admin)])
-
-
-# Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in its
-# thread pool, a thread hop per dependency per request on the hot path.
-async def _runner(request: Request) -> Runner:
-    state = get_state(request)
-    state.require_ready()
-    runner: Runner = state.resources["runner"]
-    return runner
-
-
-async def _settings(request: Request) -> Settings:
-    return settings_of(request)
-
-
-async def _caller(request: Request) -> Caller:
-    return caller_of(request)
-
-
-RunnerDep = Annotated[Runner, Depends(_runner)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
-CallerDep = Annotated[Caller, Depends(_caller)]
 
 
 def _check_text(text: str, settings: Settings, param: str) -> str:
@@ -76,13 +54,11 @@ def _run_body(result: RunResult) -> dict[str, Any]:
 
 
 @router.post("/mcp/transcript")
-async def transcript(
-    body: TranscriptRequest, runner: RunnerDep, settings: SettingsDep, caller: CallerDep
-) -> JSONResponse:
+async def transcript(body: TranscriptRequest, deps: DepsDep, caller: CallerDep) -> JSONResponse:
     """Run a transcript through the (active) pipeline's text stages."""
-    text = _check_text(body.transcript, settings, "transcript")
+    text = _check_text(body.transcript, deps.settings, "transcript")
     session_id = check_session_id(body.session_id)
-    result = await runner.run(
+    result = await deps.service.run(
         RunInput(
             session_id=session_id,
             pipeline=body.pipeline,
@@ -102,8 +78,7 @@ async def transcript(
 
 @router.post("/v1/voice", response_model=None)
 async def voice(
-    runner: RunnerDep,
-    settings: SettingsDep,
+    deps: DepsDep,
     caller: CallerDep,
     file: Annotated[UploadFile, File(description="Speech audio (WAV, FLAC, OGG, MP3).")],
     session_id: Annotated[str | None, Form()] = None,
@@ -112,6 +87,7 @@ async def voice(
     response_format: Annotated[Literal["json", "wav"], Query()] = "json",
 ) -> Response:
     """Audio in → transcript, reply and reply audio (JSON with base64 WAV, or the WAV)."""
+    settings = deps.settings
     data = await file.read(settings.max_audio_bytes + 1)
     if len(data) > settings.max_audio_bytes:
         raise ApiError(
@@ -123,8 +99,8 @@ async def voice(
     if not data:
         raise ApiError(400, "audio file is empty", param="file", code="empty_audio")
     sid = check_session_id(session_id)
-    runtime = runner.config.current
-    pipe = runner.resolve(runtime, pipeline)
+    plan = deps.service.plan(pipeline)
+    pipe = plan.pipe
     if response_format == "wav" and not pipe.has("tts"):
         raise ApiError(
             400,
@@ -132,7 +108,7 @@ async def voice(
             param="response_format",
             code="no_audio_output",
         )
-    result = await runner.run(
+    result = await deps.service.run(
         RunInput(
             session_id=sid,
             pipeline=pipe.name,
@@ -143,7 +119,7 @@ async def voice(
             scope=caller.scope,
             identity=caller.identity,
         ),
-        runtime,
+        plan,
     )
     if response_format == "wav":
         if result.audio is None:
@@ -215,13 +191,8 @@ def _client_texts(body: ChatRequest, settings: Settings) -> tuple[tuple[str, str
 
 
 def _chat_input(
-    body: ChatRequest,
-    request: Request,
-    runner: Runner,
-    settings: Settings,
-    runtime: Runtime,
-    caller: Caller,
-) -> RunInput:
+    body: ChatRequest, request: Request, deps: Deps, caller: Caller
+) -> tuple[RunInput, Plan]:
     if (body.model_extra or {}).get("tools"):
         # Running a client's functions would need the client in the loop; silently dropping
         # them would let it believe the model saw them.
@@ -240,10 +211,11 @@ def _chat_input(
             param="messages",
             code="no_user_message",
         )
+    settings = deps.settings
     text = _check_text(last.text(), settings, "messages")
     context = _client_texts(body, settings)
-    pipeline = body.model if body.model in runtime.loaded.pipelines else settings.chat_pipeline
-    pipe = runner.resolve(runtime, pipeline)
+    plan = deps.service.plan(body.model, otherwise=settings.chat_pipeline)
+    pipe = plan.pipe
     if not pipe.has("llm"):
         raise ApiError(
             400,
@@ -261,7 +233,7 @@ def _chat_input(
             for m in body.messages[:-1]
             if m.role in ("user", "assistant") and m.text()
         ]
-    return RunInput(
+    inp = RunInput(
         session_id=check_session_id(sid_raw),
         pipeline=pipe.name,
         text=text,
@@ -270,16 +242,16 @@ def _chat_input(
         scope=caller.scope,
         identity=caller.identity,
     )
+    return inp, plan
 
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatRequest, request: Request, runner: RunnerDep, settings: SettingsDep, caller: CallerDep
+    body: ChatRequest, request: Request, deps: DepsDep, caller: CallerDep
 ) -> Response:
     """OpenAI chat facade over the guarded conversation (session from `user` or X-Session-ID)."""
-    runtime = runner.config.current
-    inp = _chat_input(body, request, runner, settings, runtime, caller)
-    result = await runner.run(inp, runtime)
+    inp, plan = _chat_input(body, request, deps, caller)
+    result = await deps.service.run(inp, plan)
     cid = "chatcmpl-" + uuid.uuid4().hex
     created = int(time.time())
     finish = "content_filter" if result.blocked else "stop"
@@ -342,7 +314,7 @@ async def _stream(
     yield "data: [DONE]\n\n"
 
 
-def _describe(runtime: Runtime, manager: ConfigManager, breakers: dict[str, Any]) -> dict[str, Any]:
+def _describe(deps: Deps, runtime: Runtime) -> dict[str, Any]:
     file = runtime.loaded.file
     pipelines: dict[str, Any] = {}
     for name, pipe in runtime.loaded.pipelines.items():
@@ -377,29 +349,25 @@ def _describe(runtime: Runtime, manager: ConfigManager, breakers: dict[str, Any]
         "config_digest": runtime.loaded.digest,
         "prompt_version": file.system_prompt.version,
         "loaded_at": runtime.loaded_at,
-        "last_reload_error": manager.last_error,
+        "last_reload_error": deps.service.config.last_error,
         "pipelines": pipelines,
-        "circuits": breakers,
+        "circuits": deps.breakers.snapshot(),
     }
 
 
 @router.get("/v1/pipelines")
-async def list_pipelines(runner: RunnerDep, request: Request) -> dict[str, Any]:
+async def list_pipelines(deps: DepsDep) -> dict[str, Any]:
     """Pipelines of the config in use, their composition and the circuit states."""
-    resources = get_state(request).resources
-    described = _describe(runner.config.current, runner.config, resources["breakers"].snapshot())
-    balancer = resources.get("balancer")
+    described = _describe(deps, deps.service.config.current)
     # Replicas behind each balanced host:port (address, calls in flight, circuit state).
-    described["replicas"] = balancer.snapshot() if balancer is not None else {}
+    described["replicas"] = deps.balancer.snapshot() if deps.balancer is not None else {}
     return described
 
 
 @admin.post("/admin/reload")
-async def reload(request: Request) -> dict[str, Any]:
+async def reload(deps: DepsDep) -> dict[str, Any]:
     """Validate and load the pipeline file now; a bad file is refused and the old one kept."""
-    state = get_state(request)
-    state.require_ready()
-    manager: ConfigManager = state.resources["config"]
+    manager = deps.service.config
     try:
         runtime = await manager.load("admin request")
     except ConfigError as exc:
@@ -408,4 +376,4 @@ async def reload(request: Request) -> dict[str, Any]:
             f"config rejected, version {manager.current.version} kept: {exc}",
             code="invalid_config",
         ) from exc
-    return {"reloaded": True, **_describe(runtime, manager, state.resources["breakers"].snapshot())}
+    return {"reloaded": True, **_describe(deps, runtime)}

@@ -51,7 +51,8 @@ from services.kit.wyoming_media import (
     clean_text,
     pcm16_chunks,
 )
-from services.orchestrator.pipeline import RunInput, Runner, RunResult
+from services.orchestrator.deps import Deps
+from services.orchestrator.run import RunInput, RunResult
 from services.orchestrator.settings import Settings
 from services.tts_common.voices import OPENAI_VOICES
 
@@ -167,13 +168,12 @@ class MeshSession(Session):
         }
 
     async def _run(self, inp: RunInput) -> RunResult:
-        runner: Runner = self.state.resources["runner"]
         # Wyoming carries no API key: its conversations live in their own scope, apart from
         # every HTTP key's (and the keyless "open" one), and the guardrails count all Wyoming
         # clients as one end user (the endpoint is fenced to private networks).
         inp = dataclasses.replace(inp, scope="wyoming", identity="wyoming")
         try:
-            return await runner.run(inp)
+            return await self.state.require(Deps).service.run(inp)
         except ApiError as exc:
             raise EventError(exc.code or "pipeline_failed", exc.message) from exc
 

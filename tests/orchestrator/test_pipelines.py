@@ -407,6 +407,8 @@ def test_bad_config_at_startup_reports_not_ready(tmp_path):
         assert r.status_code == 503 and "providers: Field required" in r.json()["reason"]
         r = ask(base, "hi")
         assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+        r = httpx.get(base + "/v1/pipelines")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
 
 
 def test_llm_reply_that_is_not_a_chat_completion_fails_over(fakes, tmp_path):

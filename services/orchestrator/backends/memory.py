@@ -6,7 +6,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from services.orchestrator.engine import Turn
+from services.orchestrator.history import Turn
 
 
 class MemoryHistoryStore:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.orchestrator.engine import Turn
+from services.orchestrator.history import Turn
 
 
 class RedisHistoryStore:

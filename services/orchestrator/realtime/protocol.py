@@ -283,35 +283,25 @@ def response_object(
     }
 
 
-def user_item(item_id: str, text: str | None, *, audio: bool) -> dict[str, Any]:
-    """A user message item (its transcript, or text for a text turn); audio bytes omitted."""
-    part: dict[str, Any] = (
-        {"type": "input_audio", "transcript": text}
-        if audio
-        else {"type": "input_text", "text": text}
-    )
+def _message(item_id: str, role: str, status: str, kind: str, text: str | None) -> dict[str, Any]:
+    # `kind`: input_audio/output_audio carry a transcript, input_text/output_text a text.
+    key = "transcript" if kind.endswith("audio") else "text"
     return {
         "id": item_id,
         "object": "realtime.item",
         "type": "message",
-        "role": "user",
-        "status": "completed",
-        "content": [part],
+        "role": role,
+        "status": status,
+        "content": [{"type": kind, key: text}],
     }
+
+
+def user_item(item_id: str, text: str | None, *, audio: bool) -> dict[str, Any]:
+    """A user message item (its transcript, or text for a text turn); audio bytes omitted."""
+    return _message(item_id, "user", "completed", "input_audio" if audio else "input_text", text)
 
 
 def assistant_item(item_id: str, text: str, status: str, *, audio: bool) -> dict[str, Any]:
     """An assistant message item with its transcript (audio) or text."""
-    part: dict[str, Any] = (
-        {"type": "output_audio", "transcript": text}
-        if audio
-        else {"type": "output_text", "text": text}
-    )
-    return {
-        "id": item_id,
-        "object": "realtime.item",
-        "type": "message",
-        "role": "assistant",
-        "status": status,
-        "content": [part],
-    }
+    kind = "output_audio" if audio else "output_text"
+    return _message(item_id, "assistant", status, kind, text)

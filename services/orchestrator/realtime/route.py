@@ -14,10 +14,11 @@ from services.kit import ApiError
 from services.kit.app import get_state
 from services.kit.auth import bearer_of
 from services.kit.vad import EnergyDetector, SileroDetector, SpeechDetector
-from services.orchestrator.auth import identify, settings_of
-from services.orchestrator.pipeline import RunInput, Runner, check_session_id
+from services.orchestrator.auth import identify
+from services.orchestrator.deps import Deps, SettingsDep
 from services.orchestrator.realtime.protocol import SessionConfig, error_event, new_id
 from services.orchestrator.realtime.session import RealtimeSession, SessionDeps
+from services.orchestrator.run import RunInput, check_session_id
 from services.orchestrator.settings import Settings
 
 log = logging.getLogger("orchestrator.realtime")
@@ -60,26 +61,24 @@ async def _refuse_after_accept(ws: WebSocket, code: str, message: str, close_cod
 
 
 @realtime_router.websocket("/v1/realtime")
-async def realtime(ws: WebSocket, model: str | None = None, session_id: str | None = None) -> None:
+async def realtime(
+    ws: WebSocket, settings: SettingsDep, model: str | None = None, session_id: str | None = None
+) -> None:
     """A live voice session (events: docs/services/realtime.md)."""
-    state = get_state(ws)
-    settings = settings_of(ws)
     try:
-        state.require_ready()
-        caller = identify(ws, _token(ws))
+        deps = get_state(ws).require(Deps)
+        caller = identify(ws, _token(ws), settings)
         sid = check_session_id(session_id or "rt_" + new_id("sess")[5:])
     except ApiError as exc:
         await _deny(ws, exc)
         return
     offered = ws.scope.get("subprotocols") or []
     await ws.accept(subprotocol="realtime" if "realtime" in offered else None)
-    runner: Runner = state.resources["runner"]
-    runtime = runner.config.current
-    name = model if model in runtime.loaded.pipelines else settings.realtime_pipeline
+    runner = deps.service
     try:
-        pipe = runner.resolve(runtime, name)
-        if not pipe.has("llm"):
-            raise ApiError(400, f"pipeline '{pipe.name}' has no llm stage", code="no_llm")
+        plan = runner.plan(model, otherwise=settings.realtime_pipeline)
+        if not plan.pipe.has("llm"):
+            raise ApiError(400, f"pipeline '{plan.pipe.name}' has no llm stage", code="no_llm")
         if settings.realtime_vad == "silero":
             # The first session pays the model load (~1 s), in a thread: not on the event loop.
             await asyncio.to_thread(SileroDetector)
@@ -91,8 +90,7 @@ async def realtime(ws: WebSocket, model: str | None = None, session_id: str | No
         log.error("realtime session refused: %s", reason)
         await _refuse_after_accept(ws, "vad_unavailable", reason, _TRY_AGAIN_LATER)
         return
-    active: int = state.resources.get("realtime_active", 0)
-    if active >= settings.realtime_max_sessions:
+    if not deps.live.try_open():
         await _refuse_after_accept(
             ws,
             "session_limit_reached",
@@ -101,15 +99,14 @@ async def realtime(ws: WebSocket, model: str | None = None, session_id: str | No
             _TRY_AGAIN_LATER,
         )
         return
-    state.resources["realtime_active"] = active + 1
     try:
         config = SessionConfig(
             id=new_id("sess"),
-            model=pipe.name,
-            instructions=runtime.loaded.file.system_prompt.text,
+            model=plan.pipe.name,
+            instructions=plan.runtime.loaded.file.system_prompt.text,
         )
-        deps = SessionDeps(runner, settings, runner.metrics, detector_factory(settings))
+        session = SessionDeps(runner, settings, runner.kit.metrics, detector_factory(settings))
         base = RunInput(session_id=sid, scope=caller.scope, identity=caller.identity)
-        await RealtimeSession(ws, deps, config, base).serve()
+        await RealtimeSession(ws, session, config, base).serve()
     finally:
-        state.resources["realtime_active"] = state.resources.get("realtime_active", 1) - 1
+        deps.live.close()

@@ -29,9 +29,9 @@ from starlette.websockets import WebSocketDisconnect
 from services.kit import ApiError
 from services.kit.audio import from_pcm16, to_pcm16
 from services.kit.vad import SpeechDetector
-from services.orchestrator.engine import Turn
+from services.orchestrator.history import Turn
 from services.orchestrator.metrics import OrchestratorMetrics
-from services.orchestrator.pipeline import RunInput, Runner
+from services.orchestrator.pipeline import Runner
 from services.orchestrator.realtime.protocol import (
     PCM_RATE,
     ClientEventError,
@@ -51,6 +51,7 @@ from services.orchestrator.realtime.responses import (
 )
 from services.orchestrator.realtime.turn import SentenceSplitter, StreamingTurn
 from services.orchestrator.realtime.vad import TurnDetector, VadEvent
+from services.orchestrator.run import RunInput
 from services.orchestrator.settings import Settings
 
 log = logging.getLogger("orchestrator.realtime")
@@ -361,9 +362,8 @@ class RealtimeSession:
     async def _transcribe(self, item_id: str, previous: str | None, audio: np.ndarray) -> None:
         runner = self.deps.runner
         try:
-            runtime = runner.config.current
-            pipe = runner.resolve(runtime, self.config.model)
-            text = await StreamingTurn(runner, runtime, pipe, self.base).transcribe(audio)
+            plan = runner.plan(self.config.model)
+            text = await StreamingTurn(runner, plan, self.base).transcribe(audio)
         except ApiError as exc:
             self.emit(
                 event(
@@ -510,7 +510,7 @@ class RealtimeSession:
         turns = [Turn(role="user", content=resp.user_text)]
         if resp.heard:
             turns.append(Turn(role="assistant", content=resp.heard))
-        await self.deps.runner.store.append(self.base.store_key, turns)
+        await self.deps.runner.kit.store.append(self.base.store_key, turns)
 
     async def _respond(self, extra: dict[str, Any], stopped_at: float | None, auto: bool) -> None:
         try:
@@ -574,17 +574,16 @@ class RealtimeSession:
 
     async def _produce(self, resp: ActiveResponse, cfg: SessionConfig) -> None:
         runner = self.deps.runner
-        runtime = runner.config.current  # the snapshot this reply keeps to the end
-        pipe = runner.resolve(runtime, cfg.model)
-        turn = StreamingTurn(runner, runtime, pipe, self.base)
+        plan = runner.plan(cfg.model)  # the config snapshot this reply keeps to the end
+        turn = StreamingTurn(runner, plan, self.base)
         context = (("system", cfg.instructions),) if cfg.custom_instructions else ()
         verdict = await turn.guard_input(resp.user_text, context)
         if verdict.blocked:
             resp.input_blocked = True
             await self._say(resp, turn, verdict.text)
             return
-        history = await runner.store.load(self.base.store_key)
-        system = cfg.instructions or runtime.loaded.file.system_prompt.text
+        history = await runner.kit.store.load(self.base.store_key)
+        system = cfg.instructions or plan.runtime.loaded.file.system_prompt.text
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
 
         async def pump() -> None:
