@@ -1,4 +1,4 @@
-"""Settings of tts-bark (prefix BARK_; the fallback URL is the unprefixed PIPER_FALLBACK_URL)."""
+"""Settings of tts-bark (env prefix BARK_)."""
 
 from __future__ import annotations
 
@@ -36,11 +36,23 @@ class Settings(ServiceSettings):
         description="JSON object mapping OpenAI voice names to Bark presets,"
         ' e.g. {"nova": "v2/en_speaker_9"}.',
     )
+    load_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Longest checkpoint loading (a first download included) before the service"
+        " reports not ready.",
+    )
     timeout_s: float = Field(
-        60.0, gt=0, description="Longest Bark generation (queue wait included) before falling back."
+        60.0,
+        gt=0,
+        description="Longest Bark generation (queue wait included); 504 beyond, so the"
+        " pipeline's next TTS provider answers.",
     )
     max_chars: int = Field(
-        300, ge=1, description="Longest text Bark takes; longer text goes straight to Piper."
+        300,
+        ge=1,
+        description="Longest text Bark takes; longer text is refused with 503 so the"
+        " pipeline's next TTS provider speaks it.",
     )
     max_input_chars: int = Field(
         4096, ge=1, description="Longest text accepted at all (400 beyond)."
@@ -55,16 +67,4 @@ class Settings(ServiceSettings):
         True, description="Generate a short phrase after loading; Bark counts only if it works."
     )
     max_concurrent: int = Field(1, ge=1, description="Bark generations running at once.")
-    max_queue: int = Field(4, ge=0, description="Requests waiting for Bark; more go to Piper.")
-    fallback_url: str = Field(
-        "",
-        validation_alias=AliasChoices("PIPER_FALLBACK_URL"),
-        description="Base URL of the tts-piper service used when Bark cannot answer; empty = none.",
-    )
-    fallback_timeout_s: float = Field(30.0, gt=0, description="Timeout of one fallback call.")
-    fallback_voice: str = Field(
-        "alloy", description="Voice sent to Piper when the request named a Bark-only preset."
-    )
-    probe_interval_s: float = Field(
-        5.0, gt=0, description="Seconds between fallback probes while Bark is not loaded."
-    )
+    max_queue: int = Field(4, ge=0, description="Requests waiting for Bark (429 beyond).")

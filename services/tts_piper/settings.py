@@ -35,6 +35,12 @@ class Settings(ServiceSettings):
         ' e.g. {"nova": "en_US-amy-medium"}; unmapped OpenAI names are spread over the'
         " local voices in a fixed order.",
     )
+    load_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="Longest voice loading (a download included) before the service reports"
+        " not ready.",
+    )
     max_chars: int = Field(4096, ge=1, description="Longest input text accepted (400 beyond).")
     sentence_max_chars: int = Field(
         400, ge=20, description="Longest piece synthesised at once; longer sentences are split."
