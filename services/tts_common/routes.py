@@ -1,7 +1,7 @@
 """The endpoints both TTS services serve: OpenAI `/v1/audio/speech`, `/synthesize`, `/voices`."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must see `SpeakerDep`, a local of the
+# factory, as a real annotation object, not a string it would look up in module globals.
 from collections.abc import Callable
 from typing import Annotated, Any
 
