@@ -24,7 +24,6 @@ from services.tts_bark.engine import DEFAULT_VOICE, BarkSpeech
 from services.tts_bark.settings import Settings
 from services.tts_common.metrics import TtsMetrics
 from services.tts_common.service import Speaker
-from services.tts_common.streaming import audio_response
 from services.tts_common.voices import OPENAI_VOICES
 
 log = logging.getLogger("tts_bark.service")
@@ -95,17 +94,7 @@ class BarkSpeaker(Speaker[BarkSpeech]):
             raise ApiError(
                 500, f"Bark generation failed ({type(exc).__name__})", code="synthesis_failed"
             ) from exc
-        return await audio_response(
-            _once(audio),
-            self.engine.sample_rate(local),
-            fmt,
-            engine=self.engine.name,
-            metrics=self.metrics,
-            characters=len(text),
-            headers={"X-TTS-Voice": local},
-            stream=False,
-            started=started,
-        )
+        return await self.respond(_once(audio), text, local, fmt, stream=False, started=started)
 
     async def _generate(self, text: str, voice: str) -> np.ndarray:
         """Run Bark in a thread under the limiter; the slot stays taken until the thread ends."""

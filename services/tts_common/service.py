@@ -62,15 +62,29 @@ class Speaker(Generic[E_co]):
         """The audio response for one request; wav/pcm stream sentence by sentence."""
         self.check_length(text, param)
         local = self.voice(voice)
+        return await self.respond(self.chunks(text, local, speed), text, local, fmt, stream=stream)
+
+    async def respond(
+        self,
+        chunks: AsyncGenerator[np.ndarray, None],
+        text: str,
+        voice: str,
+        fmt: str,
+        *,
+        stream: bool,
+        started: float | None = None,
+    ) -> Response:
+        """The audio response for `chunks` of `text` spoken by `voice`, metrics recorded."""
         return await audio_response(
-            self.chunks(text, local, speed),
-            self.engine.sample_rate(local),
+            chunks,
+            self.engine.sample_rate(voice),
             fmt,
             engine=self.engine.name,
             metrics=self.metrics,
             characters=len(text),
-            headers={"X-TTS-Voice": local},
+            headers={"X-TTS-Voice": voice},
             stream=stream,
+            started=started,
         )
 
     def voices_info(self) -> dict[str, Any]:
