@@ -1,1 +1,1 @@
-"""tts-bark: expressive Bark text-to-speech (transformers) that falls back to tts-piper."""
+"""tts-bark: expressive Bark text-to-speech (transformers); 503 while it cannot serve."""

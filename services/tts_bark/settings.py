@@ -1,8 +1,8 @@
-"""Settings of tts-bark (prefix BARK_; the fallback URL is the unprefixed PIPER_FALLBACK_URL)."""
+"""Settings of tts-bark (env prefix BARK_)."""
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic_settings import SettingsConfigDict
 
 from services.kit import ServiceSettings
@@ -27,10 +27,15 @@ class Settings(ServiceSettings):
     checkpoint ships no presets)."""
     voice_map: dict[str, str] = Field(default_factory=dict)
     """JSON object mapping OpenAI voice names to Bark presets, e.g. {"nova": "v2/en_speaker_9"}."""
+    load_timeout_s: PositiveFloat = 3600.0
+    """Longest checkpoint loading (a first download included) before the service reports not
+    ready."""
     timeout_s: PositiveFloat = 60.0
-    """Longest Bark generation (queue wait included) before falling back."""
+    """Longest Bark generation (queue wait included); 504 beyond, so the pipeline's next TTS
+    provider answers."""
     max_chars: PositiveInt = 300
-    """Longest text Bark takes; longer text goes straight to Piper."""
+    """Longest text Bark takes; longer text is refused with 503 so the pipeline's next TTS provider
+    speaks it."""
     max_input_chars: PositiveInt = 4096
     """Longest text accepted at all (400 beyond)."""
     sentence_max_chars: int = Field(200, ge=20)
@@ -42,12 +47,4 @@ class Settings(ServiceSettings):
     max_concurrent: PositiveInt = 1
     """Bark generations running at once."""
     max_queue: NonNegativeInt = 4
-    """Requests waiting for Bark; more go to Piper."""
-    fallback_url: str = Field("", validation_alias=AliasChoices("PIPER_FALLBACK_URL"))
-    """Base URL of the tts-piper service used when Bark cannot answer; empty = none."""
-    fallback_timeout_s: PositiveFloat = 30.0
-    """Timeout of one fallback call."""
-    fallback_voice: str = "alloy"
-    """Voice sent to Piper when the request named a Bark-only preset."""
-    probe_interval_s: PositiveFloat = 5.0
-    """Seconds between fallback probes while Bark is not loaded."""
+    """Requests waiting for Bark (429 beyond)."""

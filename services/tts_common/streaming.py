@@ -60,9 +60,13 @@ async def audio_response(
     characters: int,
     headers: dict[str, str] | None = None,
     stream: bool = True,
+    started: float | None = None,
 ) -> Response:
-    """Stream wav/pcm chunk by chunk once the first chunk exists; encode other formats whole."""
-    started = time.perf_counter()
+    """Stream wav/pcm chunk by chunk once the first chunk exists; encode other formats whole.
+
+    `started` (a `time.perf_counter()` value) is when synthesis began, if before this call.
+    """
+    started = time.perf_counter() if started is None else started
     hdrs = {"X-TTS-Engine": engine, "X-Sample-Rate": str(sample_rate), **(headers or {})}
     media_type = MEDIA_TYPES[fmt]
     # The first chunk is made before answering so an engine failure is a proper error status.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic_settings import SettingsConfigDict
 
 from services.kit import ServiceSettings
@@ -27,6 +27,8 @@ class Settings(ServiceSettings, WyomingSettings):
     voice_map: dict[str, str] = Field(default_factory=dict)
     """JSON object mapping OpenAI voice names to local voices, e.g. {"nova": "en_US-amy-medium"};
     unmapped OpenAI names are spread over the local voices in a fixed order."""
+    load_timeout_s: PositiveFloat = 600.0
+    """Longest voice loading (a download included) before the service reports not ready."""
     max_chars: PositiveInt = 4096
     """Longest input text accepted (400 beyond)."""
     sentence_max_chars: int = Field(400, ge=20)

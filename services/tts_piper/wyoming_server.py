@@ -31,9 +31,7 @@ from wyoming.tts import (
 from services.kit import ApiError, ServiceState
 from services.kit.wyoming import Channel, EventError, Session, WyomingServer, WyomingService
 from services.kit.wyoming_media import SentenceStream, clean_text, pcm16_chunks
-from services.tts_common.engine import SpeechEngine
-from services.tts_common.streaming import chunks_in_thread
-from services.tts_common.voices import resolve_voice
+from services.tts_piper.deps import Deps
 from services.tts_piper.settings import Settings
 
 log = logging.getLogger("tts_piper.wyoming")
@@ -108,26 +106,23 @@ class TtsSession(Session):
         }
 
     def _voice(self, requested: SynthesizeVoice | None) -> str:
-        engine: SpeechEngine = self.state.resources["engine"]
-        names = engine.voices()
+        speaker = self.state.require(Deps).service
         if requested is None or not requested.name:
-            return names[0]
+            return speaker.engine.voices()[0]
         try:
-            return resolve_voice(requested.name, names, self.state.resources["voice_map"])
+            return speaker.voice(requested.name)
         except ApiError as exc:
             raise EventError(exc.code or "unknown_voice", exc.message) from exc
 
     async def _speak(self, text: str, voice: str, *, start: bool, stop: bool) -> None:
         """Speak `text`, sending audio-start (if asked), chunks as sentences finish, audio-stop."""
-        engine: SpeechEngine = self.state.resources["engine"]
-        rate = engine.sample_rate(voice)
+        speaker = self.state.require(Deps).service
+        rate = speaker.engine.sample_rate(voice)
         if start:
             await self.channel.send(AudioStart(rate=rate, width=2, channels=1).event())
         if text.strip():
             started = time.perf_counter()
-            chunks = chunks_in_thread(
-                self.state.resources["limiter"], lambda: engine.synthesize(text, voice, 1.0)
-            )
+            chunks = speaker.chunks(text, voice, 1.0)
             try:
                 async for samples in chunks:
                     for pcm in pcm16_chunks(samples):
@@ -197,18 +192,9 @@ def make_server(settings: Settings) -> Callable[[ServiceState], WyomingServer | 
             return None if state.readiness.ready else state.readiness.reason
 
         def info() -> Info:
-            engine: SpeechEngine = state.resources["engine"]
+            engine = state.require(Deps).service.engine
             if not languages:  # once: the voice files do not change while the service runs
-                from services.tts_piper.backends.piper_voice import find_voice_files
-
-                voices_dir = Path(settings.voices_dir or "voices").expanduser()
-                try:
-                    files = find_voice_files(settings.voice, voices_dir, False)
-                except FileNotFoundError:
-                    files = []  # languages then come from the voice names
-                languages.update(voice_languages(files))
-                for name in engine.voices():
-                    languages.setdefault(name, voice_languages([Path(name + ".onnx")])[name])
+                languages.update(voice_languages(engine.voice_files))
             return build_info(engine.voices(), languages)
 
         return WyomingServer(

@@ -1,9 +1,9 @@
 """Acceptance test of `make compose-up`: the offline mesh in containers, as a user gets it.
 
 Traffic goes only to the published ports on 127.0.0.1 and, inside, between the project's
-own containers on its compose network. Offline there are no Bark weights: tts-bark serves
-through Piper and is the primary TTS provider, tts-piper the orchestrator's fallback, so
-killing the tts-bark container sends turns down the orchestrator's fallback path for real.
+own containers on its compose network. Offline there are no Bark weights: tts-bark answers
+503 not_ready and is the primary TTS provider, tts-piper the orchestrator's fallback, so every
+turn goes down the orchestrator's fallback path, and killing tts-bark loses nothing.
 """
 
 from __future__ import annotations
@@ -59,6 +59,15 @@ def _tts_provider(r: httpx.Response) -> str:
     stage = next(s for s in r.json()["stages"] if s["stage"] == "tts")
     assert stage["status"] == "ok", stage
     return str(stage["provider"])
+
+
+def _bark_refused_or_skipped(r: httpx.Response) -> bool:
+    """tts-primary (Bark) was tried first and said 503, or its open breaker skipped it."""
+    stage = next(s for s in r.json()["stages"] if s["stage"] == "tts")
+    first = stage["tried"][0]
+    return first["provider"] == "tts-primary" and (
+        first["outcome"] == "circuit_open" or "HTTP 503" in str(first.get("error"))
+    )
 
 
 def test_every_service_is_healthy_by_its_compose_healthcheck(compose_mesh: ComposeMesh):
@@ -122,11 +131,12 @@ def test_spoken_question_through_v1_voice(compose_mesh: ComposeMesh):
     assert reply[:4] == b"RIFF" and decode_audio(reply).duration_s > 0.5
 
 
-def test_killed_primary_tts_fails_over_without_losing_a_request_then_recovers(
+def test_unready_bark_falls_over_to_piper_on_every_turn_even_when_killed(
     compose_mesh: ComposeMesh,
 ):
     with _client(compose_mesh) as client:
-        assert _tts_provider(_tts_turn(client, 0)) == "tts-primary"
+        first = _tts_turn(client, 0)
+        assert _tts_provider(first) == "tts-fallback" and _bark_refused_or_skipped(first)
         bark = compose_mesh.container("tts-bark")
         with ThreadPoolExecutor(3) as pool:
             futures = [pool.submit(_tts_turn, client, i) for i in range(1, 10)]
@@ -142,22 +152,10 @@ def test_killed_primary_tts_fails_over_without_losing_a_request_then_recovers(
 
         restarted = time.monotonic()
         run(["docker", "restart", bark], compose_mesh.env)
-        _wait_healthy(compose_mesh, bark, timeout=180)
+        _wait_healthy(compose_mesh, bark, timeout=180)  # liveness: Bark itself cannot load
         compose_mesh.timings["restart_to_healthy_s"] = round(time.monotonic() - restarted, 1)
-        # The orchestrator's breaker probes the primary again after its cooldown (30 s).
-        deadline = time.monotonic() + 120
-        provider = ""
-        while time.monotonic() < deadline:
-            r = _tts_turn(client, 200)
-            assert r.status_code == 200, r.text
-            provider = _tts_provider(r)
-            if provider == "tts-primary":
-                break
-            time.sleep(2)
-        assert provider == "tts-primary"
-        compose_mesh.timings["restart_to_primary_serving_s"] = round(
-            time.monotonic() - restarted, 1
-        )
+        again = _tts_turn(client, 200)
+        assert _tts_provider(again) == "tts-fallback" and _bark_refused_or_skipped(again)
 
 
 def _wait_healthy(mesh: ComposeMesh, container: str, timeout: float) -> None:

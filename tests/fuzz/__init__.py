@@ -83,21 +83,18 @@ def _tts_piper(tmp: Path) -> Iterator[str]:
 def _tts_bark(tmp: Path) -> Iterator[str]:
     from services.tts_bark.app import build_app
     from services.tts_bark.settings import Settings
-    from services.tts_piper.app import build_app as build_piper
     from tests.tts_bark.tiny_bark import build_tiny_bark
 
     model = build_tiny_bark(tmp / "tiny-bark", presets={"v2/en_speaker_0": True})
-    with run_server(build_piper(_piper_settings())) as piper:
-        settings = Settings(
-            model=str(model),
-            fallback_url=piper,
-            semantic_max_new_tokens=8,
-            max_chars=200,
-            max_body_bytes=MAX_BODY,
-            log_json=False,
-        )
-        with run_server(build_app(settings), timeout=180) as base:
-            yield base
+    settings = Settings(
+        model=str(model),
+        semantic_max_new_tokens=8,
+        max_chars=200,
+        max_body_bytes=MAX_BODY,
+        log_json=False,
+    )
+    with run_server(build_app(settings), timeout=180) as base:
+        yield base
 
 
 @contextlib.contextmanager

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from services.tts_common.engine import check_speaks
 from services.tts_common.text import split_sentences
 
 log = logging.getLogger("tts_piper.backend")
@@ -57,14 +58,21 @@ class PiperEngine:
         from piper import PiperVoice
 
         self._voices: dict[str, Any] = {}
+        self.voice_files: list[Path] = []
         for path in voice_files:
             name = _voice_name(path)
             if name not in self._voices:
                 self._voices[name] = PiperVoice.load(str(path))
+                self.voice_files.append(path)
         if not self._voices:
             raise FileNotFoundError("no Piper voices to load")
         self.default_voice = next(iter(self._voices))
         self.sentence_max_chars = sentence_max_chars
+
+    @property
+    def details(self) -> Mapping[str, object]:
+        """What readiness reports: every loaded voice."""
+        return {"voices": self.voices()}
 
     def voices(self) -> list[str]:
         """Loaded voice names, default first."""
@@ -84,12 +92,7 @@ class PiperEngine:
             for chunk in pv.synthesize(sentence, config):
                 yield np.asarray(chunk.audio_float_array, dtype=np.float32)
 
-    def self_check(self) -> float:
-        """Speak a short phrase with every voice; return the audio seconds produced."""
-        total = 0.0
+    def self_check(self) -> None:
+        """Speak a short phrase with every voice; raise if one is silent."""
         for voice in self._voices:
-            audio = np.concatenate(list(self.synthesize("Ready.", voice, 1.0)))
-            if audio.size == 0 or float(np.abs(audio).max()) < 1e-3:
-                raise RuntimeError(f"Piper voice {voice!r} produced silence in its self-check")
-            total += audio.size / self.sample_rate(voice)
-        return total
+            check_speaks(self, "Ready.", voice)
