@@ -97,6 +97,9 @@ class Settings(ServiceSettings):
         gt=0,
         description="Longest wait for the next token before a generation is abandoned.",
     )
-    self_check: bool = Field(
-        True, description="Generate two tokens after loading before reporting ready."
+    load_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="Give up loading (readiness reports why) after this many seconds; the "
+        "self-check (two tokens generated) then runs before the service reports ready.",
     )

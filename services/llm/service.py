@@ -1,4 +1,4 @@
-"""Bridges a blocking engine to asyncio: bounded slots, streamed text, stops and cancellation."""
+"""The layer between routes and engine: bounded slots, streamed text, stops and cancellation."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from services.llm.engine import (
 from services.llm.metrics import LlmMetrics
 from services.llm.stops import StopScanner
 
-log = logging.getLogger("llm.generation")
+log = logging.getLogger("llm.service")
 
 
 @dataclass
