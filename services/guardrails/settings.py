@@ -81,6 +81,9 @@ class Settings(ServiceSettings):
         0.9, ge=0.0, le=1.0, description="Classifier score at or above which input is blocked."
     )
     device: str = Field("cpu", description="torch device for transformers classifiers.")
+    load_timeout_s: float = Field(
+        600.0, gt=0, description="Give up loading (readiness reports why) after this many seconds."
+    )
     max_concurrent: int = Field(2, gt=0, description="Classifier calls run at once.")
     max_queue: int = Field(32, ge=0, description="Classifier calls allowed to wait (429 beyond).")
     blocked_output_message: str = Field(
