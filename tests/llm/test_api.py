@@ -136,7 +136,12 @@ def test_seeded_sampling_is_reproducible(client):
             .message.content
         )
 
-    assert ask(7) == ask(7)
+    first = ask(7)
+    # An unseeded sample in between must not disturb the next seeded one.
+    ask(None)
+    assert ask(7) == first
+    # The seed is what makes it repeat: other seeds sample other texts.
+    assert len({ask(seed) for seed in (1, 2, 3, 4)}) > 1
 
 
 def test_content_parts_developer_role_and_multi_turn(client):
