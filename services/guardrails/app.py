@@ -24,8 +24,7 @@ from services.kit.engine import load_checked
 def build_app(settings: Settings | None = None) -> FastAPI:
     """Build the guardrails app; classifiers load in the background after startup."""
     settings = settings or Settings()
-    cfg = settings
-    limiter = build_limiter(cfg)
+    limiter = build_limiter(settings)
     # What startup opens and shutdown closes (the escalation database).
     opened = contextlib.ExitStack()
 
@@ -36,22 +35,22 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         if not await asyncio.to_thread(limiter._storage.check):
             raise RuntimeError("rate-limit storage is unreachable")
         classifiers, checked = await load_checked(
-            lambda: load_engine(cfg),
-            timeout_s=cfg.load_timeout_s,
+            lambda: load_engine(settings),
+            timeout_s=settings.load_timeout_s,
             timeout_setting="GUARD_LOAD_TIMEOUT_S",
             what="the guardrail classifiers",
         )
-        store = await asyncio.to_thread(EscalationStore, cfg.escalation_db)
+        store = await asyncio.to_thread(EscalationStore, settings.escalation_db)
         opened.callback(store.close)
-        work = WorkLimiter(cfg.max_concurrent, cfg.max_queue, "classifier")
+        work = WorkLimiter(settings.max_concurrent, settings.max_queue, "classifier")
         details: dict[str, object] = {
             "rules": rules.size,
             **checked,
-            "rate_limit": cfg.rate_limit,
-            "rate_limit_storage": cfg.limiter_storage_uri.split("://", 1)[0],
+            "rate_limit": settings.rate_limit,
+            "rate_limit_storage": settings.limiter_storage_uri.split("://", 1)[0],
         }
         state.serve(
-            Deps(cfg, Guard(cfg, classifiers, rules, work, metrics, store)),
+            Deps(settings, Guard(settings, classifiers, rules, work, metrics, store)),
             engine=classifiers.name,
             model=classifiers.model,
             details=details,

@@ -115,7 +115,7 @@ def _make_streamer(text: IncrementalDetokenizer) -> Any:
             text.add(int(t) for t in value.reshape(-1).tolist())
 
         def end(self) -> None:
-            text.finish()
+            pass  # ChatEngineBase.generate flushes the held-back tail once generate() returns
 
     return TokenStreamer()
 
