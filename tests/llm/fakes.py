@@ -25,16 +25,13 @@ class WordEngine:
     def __init__(self, words: Sequence[str] = ("Hello", " there."), model_id: str = "fake-1"):
         self.words = list(words)
         self.model_id = model_id
-
-    @property
-    def details(self) -> dict[str, object]:
-        return {"kind": self.kind}
-
-    def self_check(self) -> None:
-        check_generates(self)
+        self.details: dict[str, object] = {"kind": self.kind}
 
     def prepare(self, messages: Sequence[ChatMessage], max_input_tokens: int) -> PreparedPrompt:
         return PreparedPrompt(input_ids=list(range(len(messages))))
+
+    def self_check(self) -> None:
+        check_generates(self)
 
     def generate(
         self, prompt: PreparedPrompt, params: GenerationParams, on_text: TextSink, stop: StopFlag

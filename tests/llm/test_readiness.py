@@ -10,16 +10,8 @@ import openai
 from services.llm.app import build_app
 from services.llm.settings import Settings
 from tests.helpers import run_server
-from tests.llm.checks import CHAT, USER
+from tests.llm.checks import CHAT, USER, wait_startup_failed
 from tests.llm.fakes import WordEngine
-
-
-def _wait_failed(url: str) -> httpx.Response:
-    deadline = time.monotonic() + 30
-    while "startup failed" not in (ready := httpx.get(url + "/health/ready")).text:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    return ready
 
 
 def test_engine_that_passes_its_self_check_serves() -> None:
@@ -37,7 +29,7 @@ def test_engine_that_passes_its_self_check_serves() -> None:
 def test_engine_that_generates_nothing_is_not_ready() -> None:
     app = build_app(Settings(model="fake"), engine_factory=lambda _s: WordEngine(words=()))
     with run_server(app, ready_path="/health/live") as url:
-        ready = _wait_failed(url)
+        ready = wait_startup_failed(url)
         assert ready.status_code == 503
         assert "ModelUnavailableError: self-check generated no tokens" in ready.json()["reason"]
         for r in (httpx.get(url + "/v1/models"), httpx.post(url + CHAT, json={"messages": USER})):
@@ -51,5 +43,5 @@ def test_load_past_the_timeout_is_not_ready() -> None:
 
     app = build_app(Settings(model="fake", load_timeout_s=0.1), engine_factory=slow)
     with run_server(app, ready_path="/health/live") as url:
-        reason = _wait_failed(url).json()["reason"]
+        reason = wait_startup_failed(url).json()["reason"]
         assert "LLM_LOAD_TIMEOUT_S=0.1" in reason, reason
