@@ -134,10 +134,8 @@ def bench_model(label: str, engine: Engine, n: int, reps: int, clients: int) -> 
     import openai
 
     ids = engine.prepare([ChatMessage("user", QUESTION)], 512).input_ids
-    settings = Settings(
-        model=label, self_check=False, max_concurrency=1, max_queue=clients * 2, log_json=False
-    )
-    app = build_app(settings, engine=engine)
+    settings = Settings(model=label, max_concurrency=1, max_queue=clients * 2, log_json=False)
+    app = build_app(settings, engine_factory=lambda _s: engine)
     with run_server(app) as base:
         client = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0, timeout=600)
         _service_once(client, 4)  # warm-up: first-call allocations, HTTP connection

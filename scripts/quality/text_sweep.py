@@ -20,22 +20,17 @@ import yaml
 
 from scripts.quality.dataset import ROOT, load_questions
 from scripts.quality.scoring import answer_correct, declined, degenerate_reasons
-from services.llm.engine import ChatMessage, GenerationParams
+from services.llm.engine import ChatEngine, ChatMessage, GenerationParams
 from services.llm.stops import cut_at_sentence_end
 
 PIPELINES = ROOT / "config" / "pipelines.yaml"
 
 
-def _load(model: str) -> Any:
-    from services.llm.backends.common import pick_engine
+def _load(model: str) -> ChatEngine:
+    from services.llm.backends import load_engine
+    from services.llm.settings import Settings
 
-    if pick_engine("auto", model) == "ctranslate2":
-        from services.llm.backends.ctranslate2_backend import CTranslate2ChatEngine
-
-        return CTranslate2ChatEngine.load(model)
-    from services.llm.backends.transformers_backend import TransformersChatEngine
-
-    return TransformersChatEngine.load(model)
+    return load_engine(Settings(model=model, engine="auto"))
 
 
 def answer(engine: Any, messages: list[ChatMessage], params: GenerationParams) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, NonNegativeInt, PositiveInt
+from pydantic import AliasChoices, Field, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic_settings import SettingsConfigDict
 
 from services.kit import ServiceSettings
@@ -56,6 +56,8 @@ class Settings(ServiceSettings):
     """Classifier score at or above which input is blocked."""
     device: str = "cpu"
     """torch device for transformers classifiers."""
+    load_timeout_s: PositiveFloat = 600.0
+    """Give up loading (readiness reports why) after this many seconds."""
     max_concurrent: PositiveInt = 2
     """Classifier calls run at once."""
     max_queue: NonNegativeInt = 32

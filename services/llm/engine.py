@@ -6,7 +6,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from services.kit.engine import Engine, EngineUnavailableError
+
 Role = Literal["system", "user", "assistant"]
+# What generate() calls with each new piece of text, and asks whether to stop early.
+TextSink = Callable[[str], None]
+StopFlag = Callable[[], bool]
+# The self-check's prompt budget: "Say hello." fits any chat template in far fewer tokens.
+SELF_CHECK_INPUT_TOKENS = 256
 
 
 @dataclass(frozen=True)
@@ -67,10 +74,17 @@ class ContextLengthExceeded(ValueError):
         self.limit = limit
 
 
-class ChatEngine(Protocol):
-    """A loaded model that turns chat messages into streamed text."""
+class ModelUnavailableError(EngineUnavailableError):
+    """The configured model could not be loaded or generated nothing in its self-check."""
 
-    engine: str
+
+class ChatEngine(Engine, Protocol):
+    """A loaded model that turns chat messages into streamed text (the kit's `Engine` plus chat).
+
+    `name` is the backend (transformers, ctranslate2), `model_id` the id clients see and `kind`
+    seq2seq or causal; `self_check` is `check_generates`.
+    """
+
     model_id: str
     kind: str
 
@@ -79,11 +93,17 @@ class ChatEngine(Protocol):
         ...
 
     def generate(
-        self,
-        prompt: PreparedPrompt,
-        params: GenerationParams,
-        on_text: Callable[[str], None],
-        should_stop: Callable[[], bool],
+        self, prompt: PreparedPrompt, params: GenerationParams, on_text: TextSink, stop: StopFlag
     ) -> GenerationOutcome:
         """Generate (blocking), calling `on_text` with each new piece; stop early when asked."""
         ...
+
+
+def check_generates(engine: ChatEngine) -> None:
+    """The self-check every backend runs: two tokens generated for a fixed prompt."""
+    prompt = engine.prepare([ChatMessage("user", "Say hello.")], SELF_CHECK_INPUT_TOKENS)
+    outcome = engine.generate(
+        prompt, GenerationParams(max_new_tokens=2), lambda _: None, lambda: False
+    )
+    if outcome.completion_tokens < 1:
+        raise ModelUnavailableError("self-check generated no tokens")

@@ -7,18 +7,17 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, cast
+from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from services.kit import ApiError
-from services.kit.app import get_state
-from services.llm.engine import ChatEngine, ContextLengthExceeded, PreparedPrompt
-from services.llm.generation import GenerationRunner, RunResult
+from services.llm.deps import DepsDep
+from services.llm.engine import ContextLengthExceeded, PreparedPrompt
 from services.llm.schemas import ChatCompletionRequest, to_messages, to_params, to_stops
-from services.llm.settings import Settings
+from services.llm.service import RunResult
 from services.llm.stops import cut_at_sentence_end
 
 log = logging.getLogger("llm.routes")
@@ -37,25 +36,15 @@ class _ClosingStreamingResponse(StreamingResponse):
                 await aclose()
 
 
-def _engine_and_runner(request: Request) -> tuple[Settings, ChatEngine, GenerationRunner]:
-    state = get_state(request)
-    state.require_ready()
-    settings = cast(Settings, state.settings)  # build_app only ever passes a Settings
-    return settings, state.resources["engine"], state.resources["runner"]
-
-
 def _model_card(model_id: str, created: int) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": created, "owned_by": "audio-orchestrator"}
 
 
 @router.get("/v1/models")
 @router.get("/models", include_in_schema=False)
-async def list_models(request: Request) -> dict[str, Any]:
+async def list_models(deps: DepsDep) -> dict[str, Any]:
     """The served model (OpenAI list shape)."""
-    state = get_state(request)
-    state.require_ready()
-    engine: ChatEngine = state.resources["engine"]
-    return {"object": "list", "data": [_model_card(engine.model_id, state.resources["created"])]}
+    return {"object": "list", "data": [_model_card(deps.service.engine.model_id, deps.created)]}
 
 
 def _usage(prompt: PreparedPrompt, completion_tokens: int) -> dict[str, int]:
@@ -67,9 +56,10 @@ def _usage(prompt: PreparedPrompt, completion_tokens: int) -> dict[str, int]:
 
 
 @router.post("/v1/chat/completions", response_model=None)
-async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
+async def chat_completions(body: ChatCompletionRequest, deps: DepsDep) -> Any:
     """OpenAI chat completions; `stream: true` answers with SSE chunks ending in [DONE]."""
-    settings, engine, runner = _engine_and_runner(request)
+    settings, runner = deps.settings, deps.service
+    model_id = runner.engine.model_id
     messages = to_messages(body, settings)
     params = to_params(body, settings)
     stops = to_stops(body, settings)
@@ -97,7 +87,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
     created = int(time.time())
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        sse = _sse(chunks, result, prompt, completion_id, created, engine.model_id, include_usage)
+        sse = _sse(chunks, result, prompt, completion_id, created, model_id, include_usage)
         return _ClosingStreamingResponse(
             sse,
             media_type="text/event-stream",
@@ -115,7 +105,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
             "id": completion_id,
             "object": "chat.completion",
             "created": created,
-            "model": engine.model_id,
+            "model": model_id,
             "system_fingerprint": None,
             "choices": [
                 {

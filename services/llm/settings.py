@@ -63,5 +63,6 @@ class Settings(ServiceSettings):
     """Requests that may wait for a slot; 429 beyond."""
     stream_idle_timeout_s: PositiveFloat = 120.0
     """Longest wait for the next token before a generation is abandoned."""
-    self_check: bool = True
-    """Generate two tokens after loading before reporting ready."""
+    load_timeout_s: PositiveFloat = 600.0
+    """Give up loading (readiness reports why) after this many seconds; the self-check (two tokens
+    generated) then runs before the service reports ready."""

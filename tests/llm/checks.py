@@ -47,3 +47,12 @@ def check_disconnect_stops_generation(base: str) -> None:
     # The slot is free again.
     r = httpx.post(base + CHAT, json={"messages": USER, "max_tokens": 1}, timeout=10)
     assert r.status_code == 200
+
+
+def wait_startup_failed(base: str, timeout_s: float = 30.0) -> httpx.Response:
+    """The `/health/ready` answer once it reports a failed startup (fails after `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while "startup failed" not in (ready := httpx.get(base + "/health/ready")).text:
+        assert time.monotonic() < deadline, ready.text
+        time.sleep(0.05)
+    return ready

@@ -19,7 +19,7 @@ from services.llm.backends.ctranslate2_backend import CTranslate2ChatEngine, con
 from services.llm.engine import ChatMessage, GenerationParams
 from services.llm.settings import Settings
 from tests.helpers import run_server
-from tests.llm.checks import CHAT, USER, check_disconnect_stops_generation
+from tests.llm.checks import CHAT, USER, check_disconnect_stops_generation, wait_startup_failed
 
 pytestmark = pytest.mark.slow
 
@@ -215,7 +215,7 @@ def test_model_that_is_not_ct2_reports_why(tmp_path, tiny_t5_dir):
     # LLM_ENGINE=ctranslate2 on a transformers directory: not ready, with the reason.
     app = build_app(Settings(model=str(tiny_t5_dir), engine="ctranslate2"))
     with run_server(app, ready_path="/health/live") as url:
-        ready = _wait_failed(url)
+        ready = wait_startup_failed(url)
         assert ready.status_code == 503 and ready.json()["engine"] == "ctranslate2"
         assert "not a CTranslate2 model directory" in ready.json()["reason"]
         r = httpx.post(url + CHAT, json={"messages": USER})
@@ -228,14 +228,6 @@ def test_converted_model_without_tokenizer_reports_why(tmp_path, converted):
     for name in ("model.bin", "config.json", "vocabulary.json"):
         (bare / name).symlink_to(converted["llama"] / name)
     with run_server(build_app(Settings(model=str(bare))), ready_path="/health/live") as url:
-        ready = _wait_failed(url)
+        ready = wait_startup_failed(url)
         assert ready.json()["engine"] == "ctranslate2"  # auto: a model.bin is there
         assert "no tokenizer files" in ready.json()["reason"]
-
-
-def _wait_failed(url: str) -> httpx.Response:
-    deadline = time.monotonic() + 30
-    while "startup failed" not in (ready := httpx.get(url + "/health/ready")).text:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    return ready

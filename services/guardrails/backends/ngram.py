@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from services.guardrails.engine import ClassifierBase
 from services.guardrails.normalize import marker_view
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "artefacts" / "injection_ngram.json.gz"
@@ -105,17 +106,16 @@ class _Part:
         return dot / math.sqrt(norm) if norm else 0.0
 
 
-class NgramClassifier:
+class NgramClassifier(ClassifierBase):
     """Scores texts with the shipped TF-IDF + logistic-regression model (pure Python scoring:
     scikit-learn's per-call input validation cost ~25 ms a text on the 2-core box)."""
 
-    engine = "ngram"
+    name = "ngram"
 
     def __init__(self, artefact: dict[str, Any], model: str, min_chars: int = 0) -> None:
         self.model = model
         self.min_chars = min_chars
         self.threshold = float(artefact["threshold"])
-        self.meta: dict[str, Any] = artefact.get("meta", {})
         self._parts = [_Part(p) for p in artefact["parts"]]
         self._bias = float(artefact["intercept"])
 

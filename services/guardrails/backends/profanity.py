@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from services.guardrails.engine import ClassifierBase
 
-class ProfanityCheckClassifier:
+
+class ProfanityCheckClassifier(ClassifierBase):
     """Toxicity scores from alt-profanity-check's linear SVM (offline, ~ms per text)."""
 
-    engine = "profanity-check"
+    name = "profanity-check"
     model = "alt-profanity-check"
 
     def __init__(self) -> None:

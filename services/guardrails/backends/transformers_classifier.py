@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.guardrails.engine import ClassifierBase
+
 # Labels that mean "fine": their probability is not counted towards the guarded class.
 NEGATIVE_LABELS = frozenset(
     {
@@ -24,10 +26,10 @@ NEGATIVE_LABELS = frozenset(
 )
 
 
-class TransformersClassifier:
+class TransformersClassifier(ClassifierBase):
     """AutoModelForSequenceClassification + tokenizer loaded from a hub id or directory."""
 
-    engine = "transformers"
+    name = "transformers"
 
     def __init__(
         self, model_id: str, *, device: str = "cpu", max_tokens: int = 512, multi_label: bool

@@ -1,4 +1,5 @@
-"""What every backend shares: model location, engine choice, prompt rendering, streamed text.
+"""What every backend shares: model location, engine choice, prompt rendering, streamed text,
+and `ChatEngineBase`, the generation frame both backends fill in.
 
 Import-light on purpose (no torch, transformers or ctranslate2 here): the app picks an engine
 with it before any heavy library is loaded. The tokenizer arguments are Hugging Face tokenizers,
@@ -7,20 +8,30 @@ typed `Any` so this module needs no transformers import.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.llm.engine import ChatMessage, GenerationParams, PreparedPrompt
+from services.llm.engine import (
+    ChatMessage,
+    GenerationOutcome,
+    GenerationParams,
+    PreparedPrompt,
+    StopFlag,
+    TextSink,
+    check_generates,
+)
 from services.llm.prompts import fit_messages, flan_prompt
 
 log = logging.getLogger("llm.backends")
 
 FLAN_ALIASES = {size: f"google/flan-t5-{size}" for size in ("small", "base", "large", "xl", "xxl")}
-ENGINES = ("transformers", "ctranslate2")
 # A CTranslate2 model directory always holds this file (the converter's weights + spec).
 CT2_WEIGHTS = "model.bin"
 
@@ -185,3 +196,72 @@ class IncrementalDetokenizer:
             self.on_text(text[len(prefix) :])
             self.prefix_offset = self.read_offset
             self.read_offset = len(self.tokens)
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """One generation as a backend's token loop sees it."""
+
+    input_ids: list[int]
+    params: GenerationParams
+    text: IncrementalDetokenizer  # takes each new token id as it comes
+    stop: StopFlag  # true once the caller wants no more tokens
+    seed: int | None  # set for a seeded sampling run, which holds the seed lock
+
+
+class ChatEngineBase(ABC):
+    """A tokenizer-backed `ChatEngine`: prompts, the generation frame and the self-check.
+
+    A backend loads its model and implements `_decode`, the token loop; everything around it
+    (timing, streamed text, the seed lock, the outcome) is the same for every backend.
+    """
+
+    name: str
+
+    def __init__(
+        self, tokenizer: Any, model_id: str, *, is_seq2seq: bool, eos_ids: set[int]
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.is_seq2seq = is_seq2seq
+        self.kind = "seq2seq" if is_seq2seq else "causal"
+        self.prompts = PromptRenderer(tokenizer, is_seq2seq)
+        self.eos_ids = eos_ids
+        # The sampling RNG a seed sets is shared (torch: process-global; CTranslate2: per
+        # worker thread): a seeded run holds this lock so two seeded requests cannot interleave.
+        self._seed_lock = threading.Lock()
+
+    @property
+    def details(self) -> dict[str, object]:
+        """Readiness facts: seq2seq or causal."""
+        return {"kind": self.kind}
+
+    def self_check(self) -> None:
+        """Generate two tokens for a fixed prompt; raise ModelUnavailableError without them."""
+        check_generates(self)
+
+    def prepare(self, messages: Sequence[ChatMessage], max_input_tokens: int) -> PreparedPrompt:
+        """Build and tokenise the prompt, dropping the oldest turns to fit the budget."""
+        return self.prompts.prepare(messages, max_input_tokens)
+
+    def generate(
+        self, prompt: PreparedPrompt, params: GenerationParams, on_text: TextSink, stop: StopFlag
+    ) -> GenerationOutcome:
+        """Generate (blocking), calling `on_text` with each new piece; stop early when asked."""
+        started = time.perf_counter()
+        text = IncrementalDetokenizer(self.tokenizer, on_text)
+        seed = params.seed if params.temperature > 0 else None
+        with self._seed_lock if seed is not None else contextlib.nullcontext():
+            made, hit_eos = self._decode(Decoding(prompt.input_ids, params, text, stop, seed))
+        text.finish()
+        return GenerationOutcome(
+            completion_tokens=made,
+            hit_eos=hit_eos,
+            cancelled=stop() and not hit_eos and made < params.max_new_tokens,
+            first_token_s=text.first_token_s,
+            seconds=time.perf_counter() - started,
+        )
+
+    @abstractmethod
+    def _decode(self, run: Decoding) -> tuple[int, bool]:
+        """Run the model, feeding each new token id to `text`: (tokens made, ended at EOS)."""

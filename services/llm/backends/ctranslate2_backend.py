@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import shutil
-import threading
-import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 from services.llm.backends.common import (
     CT2_WEIGHTS,
-    IncrementalDetokenizer,
-    PromptRenderer,
+    ChatEngineBase,
+    Decoding,
     ctrl_repetition_penalty,
     resolve_model,
 )
-from services.llm.engine import ChatMessage, GenerationOutcome, GenerationParams, PreparedPrompt
+from services.llm.engine import GenerationParams
 
 log = logging.getLogger("llm.ctranslate2")
 
@@ -118,10 +115,10 @@ def convert_gguf(gguf_file: Path, out: Path, quantization: str = "int8") -> Path
         return convert_model(Path(tmp), out, quantization)
 
 
-class CTranslate2ChatEngine:
+class CTranslate2ChatEngine(ChatEngineBase):
     """A CTranslate2 model with its Hugging Face tokenizer, streaming through generate_tokens."""
 
-    engine = "ctranslate2"
+    name = "ctranslate2"
 
     def __init__(
         self,
@@ -133,15 +130,9 @@ class CTranslate2ChatEngine:
         eos_ids: set[int],
         open_copy: Callable[[], Any],
     ) -> None:
+        super().__init__(tokenizer, model_id, is_seq2seq=is_seq2seq, eos_ids=eos_ids)
         self.model = model
-        self.tokenizer = tokenizer
-        self.model_id = model_id
-        self.is_seq2seq = is_seq2seq
-        self.kind = "seq2seq" if is_seq2seq else "causal"
-        self.prompts = PromptRenderer(tokenizer, is_seq2seq)
-        self.eos_ids = eos_ids
         self._open_copy = open_copy
-        self._seed_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -203,47 +194,23 @@ class CTranslate2ChatEngine:
             open_copy=lambda: open_model(1),
         )
 
-    def prepare(self, messages: Sequence[ChatMessage], max_input_tokens: int) -> PreparedPrompt:
-        """Build and tokenise the prompt, dropping the oldest turns to fit the budget."""
-        return self.prompts.prepare(messages, max_input_tokens)
-
-    def generate(
-        self,
-        prompt: PreparedPrompt,
-        params: GenerationParams,
-        on_text: Callable[[str], None],
-        should_stop: Callable[[], bool],
-    ) -> GenerationOutcome:
-        """Generate (blocking), calling `on_text` with each new piece; stop early when asked."""
-        started = time.perf_counter()
-        text = IncrementalDetokenizer(self.tokenizer, on_text)
-        seeded = params.seed is not None and params.temperature > 0
+    def _decode(self, run: Decoding) -> tuple[int, bool]:
+        model = self.model if run.seed is None else self._seeded_copy(run.seed)
+        steps = self._steps(model, run.input_ids, run.params)
         made = 0
-        hit_eos = False
-        with self._seed_lock if seeded else contextlib.nullcontext():
-            model = self._seeded_copy(int(params.seed or 0)) if seeded else self.model
-            steps = self._steps(model, prompt.input_ids, params)
-            try:
-                for step in steps:
-                    made += 1
-                    text.add((step.token_id,))
-                    if step.token_id in self.eos_ids:
-                        hit_eos = True
-                        break
-                    if should_stop():
-                        break
-            finally:
-                # Closing the iterator tells CTranslate2 to stop decoding and waits until it has.
-                steps.close()
-                del model
-        text.finish()
-        return GenerationOutcome(
-            completion_tokens=made,
-            hit_eos=hit_eos,
-            cancelled=should_stop() and not hit_eos and made < params.max_new_tokens,
-            first_token_s=text.first_token_s,
-            seconds=time.perf_counter() - started,
-        )
+        try:
+            for step in steps:
+                made += 1
+                run.text.add((step.token_id,))
+                if step.token_id in self.eos_ids:
+                    return made, True
+                if run.stop():
+                    break
+        finally:
+            # Closing the iterator tells CTranslate2 to stop decoding and waits until it has.
+            steps.close()
+            del model
+        return made, False
 
     def _seeded_copy(self, seed: int) -> Any:
         """A private copy of the model whose sampling RNG starts from `seed`.

@@ -3,35 +3,33 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
-from services.llm.backends.common import IncrementalDetokenizer, PromptRenderer, resolve_model
-from services.llm.engine import ChatMessage, GenerationOutcome, GenerationParams, PreparedPrompt
+from services.llm.backends.common import (
+    ChatEngineBase,
+    Decoding,
+    IncrementalDetokenizer,
+    resolve_model,
+)
+from services.llm.engine import GenerationParams, StopFlag
 
 log = logging.getLogger("llm.transformers")
 
 
-class TransformersChatEngine:
+class TransformersChatEngine(ChatEngineBase):
     """A transformers model with its tokenizer, generating through `generate()`."""
 
-    engine = "transformers"
+    name = "transformers"
 
     def __init__(self, model: Any, tokenizer: Any, model_id: str, device: str) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.model_id = model_id
-        self.device = device
-        self.is_seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
-        self.kind = "seq2seq" if self.is_seq2seq else "causal"
-        self.prompts = PromptRenderer(tokenizer, self.is_seq2seq)
         eos = model.generation_config.eos_token_id
         if eos is None:
             eos = tokenizer.eos_token_id
         eos_list = eos if isinstance(eos, list) else [] if eos is None else [eos]
-        self.eos_ids: set[int] = set(eos_list)
+        is_seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+        super().__init__(tokenizer, model_id, is_seq2seq=is_seq2seq, eos_ids=set(eos_list))
+        self.model = model
+        self.device = device
         pad = model.generation_config.pad_token_id
         if pad is None:
             pad = tokenizer.pad_token_id
@@ -39,9 +37,6 @@ class TransformersChatEngine:
             # Causal models often lack a pad token; generate() warns and needs one for masks.
             pad = min(self.eos_ids)
         self.pad_id: int | None = pad
-        # torch's RNG is process-global: a seeded sampling run holds this lock so two seeded
-        # requests cannot interleave their draws.
-        self._seed_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -72,36 +67,20 @@ class TransformersChatEngine:
         log.info("model loaded", extra={"model": source.model_id, "kind": type(model).__name__})
         return cls(model, tokenizer, source.model_id, device)
 
-    # --- prompts -------------------------------------------------------------------------
-
-    def prepare(self, messages: Sequence[ChatMessage], max_input_tokens: int) -> PreparedPrompt:
-        """Build and tokenise the prompt, dropping the oldest turns to fit the budget."""
-        return self.prompts.prepare(messages, max_input_tokens)
-
-    # --- generation ----------------------------------------------------------------------
-
-    def generate(
-        self,
-        prompt: PreparedPrompt,
-        params: GenerationParams,
-        on_text: Callable[[str], None],
-        should_stop: Callable[[], bool],
-    ) -> GenerationOutcome:
-        """Generate (blocking), calling `on_text` with each new piece; stop early when asked."""
+    def _decode(self, run: Decoding) -> tuple[int, bool]:
         import torch
 
-        started = time.perf_counter()
-        streamer = _make_streamer(self.tokenizer, on_text)
-        input_ids = torch.tensor([prompt.input_ids], dtype=torch.long, device=self.device)
+        params = run.params
+        input_ids = torch.tensor([run.input_ids], dtype=torch.long, device=self.device)
         kwargs: dict[str, Any] = {
             "input_ids": input_ids,
             "attention_mask": torch.ones_like(input_ids),
             "max_new_tokens": params.max_new_tokens,
-            "streamer": streamer,
-            "stopping_criteria": _stopping_criteria(should_stop),
+            "streamer": _make_streamer(run.text),
+            "stopping_criteria": _stopping_criteria(run.stop),
             "pad_token_id": self.pad_id,
         }
-        kwargs.update(_repetition_controls(params, len(prompt.input_ids), self.is_seq2seq))
+        kwargs.update(_repetition_controls(params, len(run.input_ids), self.is_seq2seq))
         if params.temperature > 0:
             kwargs.update(
                 do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0
@@ -109,53 +88,34 @@ class TransformersChatEngine:
         else:
             # Explicitly greedy: hub generation configs may ask for sampling by default.
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        seeded = params.seed is not None and params.temperature > 0
-        if seeded:
-            self._seed_lock.acquire()
-        try:
-            if seeded:
-                torch.manual_seed(int(params.seed or 0))
-            with torch.inference_mode():
-                output = self.model.generate(**kwargs)
-        finally:
-            if seeded:
-                self._seed_lock.release()
+        if run.seed is not None:
+            torch.manual_seed(run.seed)
+        with torch.inference_mode():
+            output = self.model.generate(**kwargs)
         sequence = output[0].tolist()
         # seq2seq output starts with the decoder start token; causal output repeats the prompt.
-        new = sequence[1:] if self.is_seq2seq else sequence[len(prompt.input_ids) :]
-        hit_eos = bool(new) and new[-1] in self.eos_ids
-        return GenerationOutcome(
-            completion_tokens=len(new),
-            hit_eos=hit_eos,
-            cancelled=should_stop() and not hit_eos and len(new) < params.max_new_tokens,
-            first_token_s=streamer.first_token_s,
-            seconds=time.perf_counter() - started,
-        )
+        new = sequence[1:] if self.is_seq2seq else sequence[len(run.input_ids) :]
+        return len(new), bool(new) and new[-1] in self.eos_ids
 
 
-def _make_streamer(tokenizer: Any, on_text: Callable[[str], None]) -> Any:
+def _make_streamer(text: IncrementalDetokenizer) -> Any:
     from transformers.generation.streamers import BaseStreamer
 
     class TokenStreamer(BaseStreamer):  # type: ignore[misc]
         """Feeds generate()'s new tokens to the shared incremental detokeniser, one at a time."""
 
         def __init__(self) -> None:
-            self.text = IncrementalDetokenizer(tokenizer, on_text)
             self.prompt_seen = False
-
-        @property
-        def first_token_s(self) -> float | None:
-            return self.text.first_token_s
 
         def put(self, value: Any) -> None:
             if not self.prompt_seen:
                 # generate() first hands over the prompt (or the decoder start token).
                 self.prompt_seen = True
                 return
-            self.text.add(int(t) for t in value.reshape(-1).tolist())
+            text.add(int(t) for t in value.reshape(-1).tolist())
 
         def end(self) -> None:
-            self.text.finish()
+            pass  # ChatEngineBase.generate flushes the held-back tail once generate() returns
 
     return TokenStreamer()
 
@@ -198,7 +158,7 @@ def _openai_penalties(frequency: float, presence: float, start: int) -> Any:
     return OpenAIPenalties()
 
 
-def _stopping_criteria(should_stop: Callable[[], bool]) -> Any:
+def _stopping_criteria(should_stop: StopFlag) -> Any:
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 

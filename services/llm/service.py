@@ -1,4 +1,4 @@
-"""Bridges a blocking engine to asyncio: bounded slots, streamed text, stops and cancellation."""
+"""The layer between routes and engine: bounded slots, streamed text, stops and cancellation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.kit import ApiError
 from services.kit.concurrency import WorkLimiter
@@ -22,7 +22,7 @@ from services.llm.engine import (
 from services.llm.metrics import LlmMetrics
 from services.llm.stops import StopScanner
 
-log = logging.getLogger("llm.generation")
+log = logging.getLogger("llm.service")
 
 
 @dataclass
@@ -34,6 +34,7 @@ class RunResult:
     prompt: PreparedPrompt | None = None
 
 
+@dataclass(eq=False)
 class GenerationRunner:
     """Runs generations one slot at a time (per the limiter) and streams their text.
 
@@ -42,15 +43,14 @@ class GenerationRunner:
     served while a large request is being prepared or generated.
     """
 
-    def __init__(
-        self, engine: ChatEngine, limiter: WorkLimiter, metrics: LlmMetrics, idle_timeout_s: float
-    ) -> None:
-        self.engine = engine
-        self.limiter = limiter
-        self.metrics = metrics
-        self.idle_timeout_s = idle_timeout_s
-        # Threads still finishing after their client left; kept so they are not collected early.
-        self._draining: set[asyncio.Future[GenerationOutcome]] = set()
+    engine: ChatEngine
+    limiter: WorkLimiter
+    metrics: LlmMetrics
+    idle_timeout_s: float
+    # Threads still finishing after their client left; kept so they are not collected early.
+    _draining: set[asyncio.Future[GenerationOutcome]] = field(
+        default_factory=set, init=False, repr=False
+    )
 
     async def stream(
         self,
