@@ -27,6 +27,9 @@ class Settings(ServiceSettings):
         validation_alias=AliasChoices("DENOISE_ENABLED", "ENABLE_PREPROCESSING", "enabled"),
         description="False makes every endpoint pass audio through unchanged (engine passthrough).",
     )
+    load_timeout_s: float = Field(
+        300.0, gt=0, description="Give up loading (readiness reports why) after this many seconds."
+    )
     min_sample_rate: int = Field(8000, description="Lowest accepted input sample rate (Hz).")
     max_sample_rate: int = Field(48000, description="Highest accepted input sample rate (Hz).")
     max_duration_s: float = Field(600.0, description="Longest accepted clip for one request (s).")
