@@ -306,19 +306,20 @@ def with_wyoming(
     status joins the readiness details once the service's own startup has set them.
     """
 
+    running: list[WyomingServer] = []  # the app's server, for shutdown
+
     async def wrapped_startup(state: ServiceState) -> None:
         server = make(state)
         if server is not None:
-            state.resources["wyoming"] = server
+            running.append(server)
             await server.start()
         await startup(state)
         if server is not None:
             state.readiness.details["wyoming"] = server.status()
 
     async def wrapped_shutdown(state: ServiceState) -> None:
-        server = state.resources.pop("wyoming", None)
-        if server is not None:
-            await server.stop()
+        while running:
+            await running.pop().stop()
         if shutdown is not None:
             await shutdown(state)
 
