@@ -32,6 +32,7 @@ from services.kit import ApiError, ServiceState
 from services.kit.app import get_state
 from services.kit.auth import check_admin, split_keys
 from services.kit.concurrency import WorkLimiter
+from services.kit.limits import check_text_length
 
 
 def _ready_state(request: Request) -> tuple[ServiceState, Settings]:
@@ -40,16 +41,6 @@ def _ready_state(request: Request) -> tuple[ServiceState, Settings]:
     settings = state.settings
     assert isinstance(settings, Settings)
     return state, settings
-
-
-def _check_length(text: str, limit: int) -> None:
-    if len(text) > limit:
-        raise ApiError(
-            400,
-            f"text is {len(text)} characters; the limit is {limit}",
-            param="text",
-            code="text_too_long",
-        )
 
 
 def _check_history(history: list[str], settings: Settings) -> None:
@@ -61,13 +52,7 @@ def _check_history(history: list[str], settings: Settings) -> None:
             code="history_too_long",
         )
     for i, item in enumerate(history):
-        if len(item) > settings.max_input_chars:
-            raise ApiError(
-                400,
-                f"history[{i}] is {len(item)} characters; the limit is {settings.max_input_chars}",
-                param=f"history.{i}",
-                code="text_too_long",
-            )
+        check_text_length(item, settings.max_input_chars, f"history.{i}", name=f"history[{i}]")
     total = sum(len(item) for item in history)
     if total > settings.max_history_chars:
         raise ApiError(
@@ -101,7 +86,7 @@ def build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
     async def validate_input(request: Request, body: InputIn) -> InputVerdict:
         """Block prompt injection in the text or its history (rules, then the classifier)."""
         state, settings = _ready_state(request)
-        _check_length(body.text, settings.max_input_chars)
+        check_text_length(body.text, settings.max_input_chars, "text")
         history = body.history_texts()
         _check_history(history, settings)
         metrics: GuardMetrics = state.resources["metrics"]
@@ -164,9 +149,9 @@ def build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
     async def validate_output(request: Request, body: OutputIn) -> OutputVerdict:
         """Block canary leaks and target-phrase obedience, redact PII, block toxic text."""
         state, settings = _ready_state(request)
-        _check_length(body.text, settings.max_output_chars)
+        check_text_length(body.text, settings.max_output_chars, "text")
         if body.input is not None:
-            _check_length(body.input, settings.max_input_chars)
+            check_text_length(body.input, settings.max_input_chars, "text")
         metrics: GuardMetrics = state.resources["metrics"]
         refused = _request_checks(body)
         if refused is not None:

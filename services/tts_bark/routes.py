@@ -14,6 +14,7 @@ from services.kit import ApiError, ServiceState
 from services.kit.app import get_state
 from services.kit.audio import encode_audio
 from services.kit.concurrency import WorkLimiter
+from services.kit.limits import check_text_length
 from services.tts_bark.fallback import call_piper
 from services.tts_bark.metrics import FallbackMetrics
 from services.tts_bark.settings import Settings
@@ -67,13 +68,7 @@ async def _bark_or_fallback(
 ) -> Response:
     state = get_state(request)
     settings = _settings(state)
-    if len(text) > settings.max_input_chars:
-        raise ApiError(
-            400,
-            f"{param} is {len(text)} characters; the limit is {settings.max_input_chars}",
-            param=param,
-            code="input_too_long",
-        )
+    check_text_length(text, settings.max_input_chars, param, code="input_too_long")
     engine = state.resources.get("engine")
     reason: str
     if engine is None:

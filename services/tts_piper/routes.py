@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from services.kit import ApiError, ServiceState
+from services.kit import ServiceState
 from services.kit.app import get_state
+from services.kit.limits import check_text_length
 from services.tts_common.engine import SpeechEngine
 from services.tts_common.schemas import SpeechRequest, SynthesizeRequest
 from services.tts_common.streaming import audio_response, chunks_in_thread
@@ -20,13 +21,7 @@ router = APIRouter(tags=["tts"])
 def _check_length(state: ServiceState, text: str, param: str) -> None:
     settings = state.settings
     assert isinstance(settings, Settings)
-    if len(text) > settings.max_chars:
-        raise ApiError(
-            400,
-            f"{param} is {len(text)} characters; the limit is {settings.max_chars}",
-            param=param,
-            code="input_too_long",
-        )
+    check_text_length(text, settings.max_chars, param, code="input_too_long")
 
 
 async def _speak(
