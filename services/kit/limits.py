@@ -47,26 +47,15 @@ def check_text_length(
 
 
 def check_size(
-    data: bytes,
-    limit: int,
-    param: str = "file",
-    *,
-    code: str = "file_too_large",
-    message: str = BYTES_TOO_LARGE,
+    data: bytes, limit: int, code: str = "file_too_large", message: str = BYTES_TOO_LARGE
 ) -> bytes:
-    """`data` unchanged, or 413 when it holds more than `limit` bytes."""
-    check_limit(len(data), limit, status=413, param=param, code=code, message=message)
+    """`data` unchanged, or 413 (param `file`) when it holds more than `limit` bytes."""
+    check_limit(len(data), limit, status=413, param="file", code=code, message=message)
     return data
 
 
 async def read_upload(
-    upload: UploadFile,
-    limit: int,
-    param: str = "file",
-    *,
-    code: str = "file_too_large",
-    message: str = UPLOAD_TOO_LARGE,
+    upload: UploadFile, limit: int, code: str = "file_too_large", message: str = UPLOAD_TOO_LARGE
 ) -> bytes:
-    """The upload's bytes; 413 beyond `limit` (reads at most one byte past it)."""
-    data = await upload.read(limit + 1)
-    return check_size(data, limit, param, code=code, message=message)
+    """The `file` upload's bytes; 413 beyond `limit` (reads at most one byte past it)."""
+    return check_size(await upload.read(limit + 1), limit, code, message)
