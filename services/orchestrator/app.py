@@ -58,7 +58,6 @@ def build_app(settings: Settings | None = None, resolver: Resolver | None = None
     # httpx (the LangChain client's transport) logs every call at INFO: lines the stage
     # records and metrics already carry, at a measurable cost on the hot path.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    metrics_holder: dict[str, OrchestratorMetrics] = {}
 
     async def startup(state: ServiceState) -> None:
         if not split_keys(settings.api_keys):
@@ -66,7 +65,6 @@ def build_app(settings: Settings | None = None, resolver: Resolver | None = None
         if not split_keys(settings.admin_api_keys):
             log.info("admin routes disabled: no ADMIN_API_KEYS")
         metrics = OrchestratorMetrics(state.registry)
-        metrics_holder["m"] = metrics
         session = make_session(max_connections=200)
         state.resources["session"] = session
         # One balancer for both clients: replicas' in-flight counts add up across them.

@@ -20,7 +20,6 @@ from services.llm.prompts import fit_messages, flan_prompt
 log = logging.getLogger("llm.backends")
 
 FLAN_ALIASES = {size: f"google/flan-t5-{size}" for size in ("small", "base", "large", "xl", "xxl")}
-ENGINES = ("transformers", "ctranslate2")
 # A CTranslate2 model directory always holds this file (the converter's weights + spec).
 CT2_WEIGHTS = "model.bin"
 
