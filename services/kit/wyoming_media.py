@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import struct
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -166,6 +166,10 @@ class AudioInput:
 
     audio: AudioCollector
 
+    def audio_handlers(self) -> dict[str, Callable[[Event], Awaitable[bool]]]:
+        """The events this mixin answers, for the session's `handlers` table."""
+        return {"audio-start": self.on_audio_start, "audio-chunk": self.on_audio_chunk}
+
     async def on_audio_start(self, event: Event) -> bool:
         """Begin an utterance in the announced format."""
         self.audio.start(PcmFormat.of(AudioStart.from_event(event)))
@@ -194,6 +198,14 @@ class StreamedText:
     stream_chars: int  # most characters one stream may carry
     stream: SentenceStream | None = None
     stream_voice: str | None = None
+
+    def stream_handlers(self) -> dict[str, Callable[[Event], Awaitable[bool]]]:
+        """The events this mixin answers, for the session's `handlers` table."""
+        return {
+            "synthesize-start": self.on_stream_start,
+            "synthesize-chunk": self.on_stream_chunk,
+            "synthesize-stop": self.on_stream_stop,
+        }
 
     @abstractmethod
     def stream_voice_for(self, requested: SynthesizeVoice | None) -> str | None:

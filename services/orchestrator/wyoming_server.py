@@ -155,13 +155,10 @@ class MeshSession(AudioInput, StreamedText, Session):
         """ASR, TTS and handle events."""
         return {
             "transcribe": self.on_transcribe,
-            "audio-start": self.on_audio_start,
-            "audio-chunk": self.on_audio_chunk,
+            **self.audio_handlers(),
             "audio-stop": self.on_audio_stop,
             "synthesize": self.on_synthesize,
-            "synthesize-start": self.on_stream_start,
-            "synthesize-chunk": self.on_stream_chunk,
-            "synthesize-stop": self.on_stream_stop,
+            **self.stream_handlers(),
             "transcript": self.on_transcript,
         }
 

@@ -79,8 +79,7 @@ class SttSession(AudioInput, Session):
         """The ASR events this session answers."""
         return {
             "transcribe": self.on_transcribe,
-            "audio-start": self.on_audio_start,
-            "audio-chunk": self.on_audio_chunk,
+            **self.audio_handlers(),
             "audio-stop": self.on_audio_stop,
         }
 

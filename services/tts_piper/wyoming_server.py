@@ -93,12 +93,7 @@ class TtsSession(StreamedText, Session):
 
     def handlers(self) -> dict[str, Callable[[Event], Awaitable[bool]]]:
         """The TTS events this session answers."""
-        return {
-            "synthesize": self.on_synthesize,
-            "synthesize-start": self.on_stream_start,
-            "synthesize-chunk": self.on_stream_chunk,
-            "synthesize-stop": self.on_stream_stop,
-        }
+        return {"synthesize": self.on_synthesize, **self.stream_handlers()}
 
     def _voice(self, requested: SynthesizeVoice | None) -> str:
         engine: SpeechEngine = self.state.resources["engine"]
