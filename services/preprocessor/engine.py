@@ -40,7 +40,7 @@ class DenoiseStream(ABC):
 
 
 class DenoiseEngine(Engine, Protocol):
-    """A loaded denoiser (the kit's `Engine` plus streams) that share only the model.
+    """A loaded denoiser: the kit's `Engine` plus streams, which share only the model.
 
     Backends subclass it explicitly to inherit `details`, `self_check` and `close`.
     """
