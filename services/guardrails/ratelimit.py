@@ -14,7 +14,7 @@ from slowapi.util import get_remote_address
 
 from services.guardrails.settings import Settings
 from services.kit.context import END_USER_HEADER
-from services.kit.errors import error_response
+from services.kit.errors import ApiError
 
 _END_USER = re.compile(r"^[A-Za-z0-9_.:\-]{1,96}$")
 
@@ -67,20 +67,20 @@ def install_rate_limiting(app: FastAPI, limiter: Limiter) -> None:
 
     async def _limited(request: Request, exc: Exception) -> JSONResponse:
         detail = getattr(exc, "detail", "rate limit exceeded")
-        return error_response(
+        return ApiError(
             429,
             f"rate limit exceeded: {detail}",
             code="rate_limited",
             headers={"Retry-After": str(_retry_after(limiter, request))},
-        )
+        ).response()
 
     async def _storage_down(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(
+        return ApiError(
             503,
             f"rate-limit storage unavailable: {type(exc).__name__}",
             code="rate_limit_storage_unavailable",
             headers={"Retry-After": "5"},
-        )
+        ).response()
 
     app.add_exception_handler(RateLimitExceeded, _limited)
     for exc_type in _storage_errors():

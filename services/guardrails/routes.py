@@ -20,16 +20,7 @@ from services.guardrails.schemas import (
 from services.guardrails.settings import Settings
 from services.kit import ApiError
 from services.kit.auth import check_admin, split_keys
-
-
-def _check_length(text: str, limit: int) -> None:
-    if len(text) > limit:
-        raise ApiError(
-            400,
-            f"text is {len(text)} characters; the limit is {limit}",
-            param="text",
-            code="text_too_long",
-        )
+from services.kit.limits import check_text_length
 
 
 def _check_history(history: list[str], settings: Settings) -> None:
@@ -41,13 +32,7 @@ def _check_history(history: list[str], settings: Settings) -> None:
             code="history_too_long",
         )
     for i, item in enumerate(history):
-        if len(item) > settings.max_input_chars:
-            raise ApiError(
-                400,
-                f"history[{i}] is {len(item)} characters; the limit is {settings.max_input_chars}",
-                param=f"history.{i}",
-                code="text_too_long",
-            )
+        check_text_length(item, settings.max_input_chars, f"history.{i}", name=f"history[{i}]")
     total = sum(len(item) for item in history)
     if total > settings.max_history_chars:
         raise ApiError(
@@ -73,7 +58,7 @@ def build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
     async def validate_input(request: Request, body: InputIn, deps: DepsDep) -> InputVerdict:
         """Block prompt injection in the text or its history (rules, then the classifier)."""
         settings = deps.settings
-        _check_length(body.text, settings.max_input_chars)
+        check_text_length(body.text, settings.max_input_chars, "text")
         history = body.history_texts()
         _check_history(history, settings)
         return await deps.service.check_input(body, history)
@@ -83,9 +68,9 @@ def build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
     async def validate_output(request: Request, body: OutputIn, deps: DepsDep) -> OutputVerdict:
         """Block canary leaks and target-phrase obedience, redact PII, block toxic text."""
         settings = deps.settings
-        _check_length(body.text, settings.max_output_chars)
+        check_text_length(body.text, settings.max_output_chars, "text")
         if body.input is not None:
-            _check_length(body.input, settings.max_input_chars)
+            check_text_length(body.input, settings.max_input_chars, "text")
         return await deps.service.check_output(body)
 
     @router.post("/escalate", response_model=EscalationOut)

@@ -53,27 +53,24 @@ class ServiceState:
     # built inside a test process, where frozen objects would never be collected.
     freeze_heap_when_started: bool = False
 
+    def _not_ready(self) -> ApiError:
+        return ApiError(
+            503,
+            f"{self.name} is not ready: {self.readiness.reason}",
+            code="not_ready",
+            headers={"Retry-After": "5"},
+        )
+
     def require_ready(self) -> None:
         """Raise 503 (with the reason) unless the service is ready."""
         if not self.readiness.ready:
-            raise ApiError(
-                503,
-                f"{self.name} is not ready: {self.readiness.reason}",
-                code="not_ready",
-                headers={"Retry-After": "5"},
-            )
+            raise self._not_ready()
 
     def require(self, kind: type[D]) -> D:
         """The service's dependencies object; 503 (with the reason) until it serves."""
-        self.require_ready()
         deps = self.deps
-        if not isinstance(deps, kind):
-            raise ApiError(
-                503,
-                f"{self.name} is not ready: {self.readiness.reason}",
-                code="not_ready",
-                headers={"Retry-After": "5"},
-            )
+        if not self.readiness.ready or not isinstance(deps, kind):
+            raise self._not_ready()
         return deps
 
     def serve(

@@ -45,18 +45,11 @@ class WorkLimiter:
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking function in a worker thread once a slot is free."""
-        self._admit()
-        self._waiting += 1
-        try:
-            await self._sem.acquire()
-        finally:
-            self._waiting -= 1
-        self._running += 1
+        await self.acquire()
         try:
             return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
         finally:
-            self._running -= 1
-            self._sem.release()
+            self.release()
 
     async def acquire(self) -> None:
         """Take a slot for work the caller drives itself (e.g. a token stream)."""

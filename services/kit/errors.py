@@ -57,26 +57,16 @@ class ApiError(Exception):
         """The JSON envelope for this error."""
         return error_body(self.message, self.type, self.param, self.code)
 
+    def response(self) -> JSONResponse:
+        """A JSONResponse carrying this error's envelope, status and headers."""
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
 
 def error_body(
     message: str, type: str, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
     """Build the OpenAI-style error envelope."""
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
-
-
-def error_response(
-    status: int,
-    message: str,
-    *,
-    type: str | None = None,
-    param: str | None = None,
-    code: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    """A JSONResponse carrying the error envelope."""
-    err = ApiError(status, message, type=type, param=param, code=code, headers=headers)
-    return JSONResponse(err.body(), status_code=status, headers=err.headers)
 
 
 def _loc_to_param(loc: tuple[Any, ...] | list[Any]) -> str | None:
@@ -90,7 +80,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        return exc.response()
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -101,15 +91,17 @@ def install_error_handlers(app: FastAPI) -> None:
         message = f"{param}: {msg}" if param else str(msg)
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more problem(s))"
-        return error_response(422, message, param=param, code="validation_error")
+        return ApiError(422, message, param=param, code="validation_error").response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
-        return error_response(exc.status_code, str(exc.detail), headers=headers)
+        return ApiError(exc.status_code, str(exc.detail), headers=headers).response()
 
     @app.exception_handler(Exception)
     async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
         # A server fault: say so (500), log the traceback, never dress it up as success.
         log.exception("unhandled error: %s", type(exc).__name__)
-        return error_response(500, "internal server error", type="api_error", code="internal_error")
+        return ApiError(
+            500, "internal server error", type="api_error", code="internal_error"
+        ).response()

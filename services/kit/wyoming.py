@@ -18,7 +18,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from wyoming.error import Error
 from wyoming.event import Event, async_write_event
@@ -295,6 +295,60 @@ class WyomingServer:
             return True
 
 
+class WyomingSettings(Protocol):
+    """The settings every service's Wyoming endpoint reads (`<PREFIX>_WYOMING_*`)."""
+
+    @property
+    def wyoming_enabled(self) -> bool:
+        """Whether the endpoint runs at all."""
+        ...
+
+    @property
+    def wyoming_host(self) -> str:
+        """Bind address."""
+        ...
+
+    @property
+    def wyoming_port(self) -> int:
+        """TCP port (0 = any free one)."""
+        ...
+
+    @property
+    def wyoming_allow(self) -> str:
+        """Networks allowed to connect (see `parse_networks`)."""
+        ...
+
+
+def server_factory(
+    name: str,
+    settings: WyomingSettings,
+    info: Callable[[ServiceState], Info],
+    session: Callable[[Channel, ServiceState], Session],
+) -> Callable[[ServiceState], WyomingServer | None]:
+    """The factory `with_wyoming` calls at startup (None when the settings disable it).
+
+    Its server answers `not_ready` until the service serves, `info(state)` for `describe`,
+    and runs a `session(channel, state)` per connection.
+    """
+
+    def make(state: ServiceState) -> WyomingServer | None:
+        if not settings.wyoming_enabled:
+            return None
+
+        def not_ready() -> str | None:
+            return None if state.readiness.ready else state.readiness.reason
+
+        return WyomingServer(
+            name,
+            WyomingService(not_ready, lambda: info(state), lambda ch: session(ch, state)),
+            host=settings.wyoming_host,
+            port=settings.wyoming_port,
+            allow=settings.wyoming_allow,
+        )
+
+    return make
+
+
 def with_wyoming(
     make: Callable[[ServiceState], WyomingServer | None],
     startup: StartupHook,
@@ -306,19 +360,20 @@ def with_wyoming(
     status joins the readiness details once the service's own startup has set them.
     """
 
+    running: list[WyomingServer] = []  # the app's server, for shutdown
+
     async def wrapped_startup(state: ServiceState) -> None:
         server = make(state)
         if server is not None:
-            state.resources["wyoming"] = server
+            running.append(server)
             await server.start()
         await startup(state)
         if server is not None:
             state.readiness.details["wyoming"] = server.status()
 
     async def wrapped_shutdown(state: ServiceState) -> None:
-        server = state.resources.pop("wyoming", None)
-        if server is not None:
-            await server.stop()
+        while running:
+            await running.pop().stop()
         if shutdown is not None:
             await shutdown(state)
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Iterator
+from abc import abstractmethod
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 from wyoming.audio import AudioChunk, AudioStart
+from wyoming.event import Event
+from wyoming.tts import SynthesizeChunk, SynthesizeStart, SynthesizeStopped, SynthesizeVoice
 
 from services.kit.audio import to_pcm16
-from services.kit.wyoming import EventError
+from services.kit.wyoming import Channel, EventError
 
 # Wyoming's reference servers send 1024 samples per audio-chunk (~46 ms at 22.05 kHz).
 SAMPLES_PER_CHUNK = 1024
@@ -153,3 +156,86 @@ class SentenceStream:
         """Whatever is left once the text ended."""
         rest, self.pending = self.pending.strip(), ""
         return rest
+
+
+class AudioInput:
+    """Session mixin: `audio-start` / `audio-chunk` handlers collecting one utterance.
+
+    The session creates `self.audio` and maps the two events to these handlers.
+    """
+
+    audio: AudioCollector
+
+    def audio_handlers(self) -> dict[str, Callable[[Event], Awaitable[bool]]]:
+        """The events this mixin answers, for the session's `handlers` table."""
+        return {"audio-start": self.on_audio_start, "audio-chunk": self.on_audio_chunk}
+
+    async def on_audio_start(self, event: Event) -> bool:
+        """Begin an utterance in the announced format."""
+        self.audio.start(PcmFormat.of(AudioStart.from_event(event)))
+        return True
+
+    async def on_audio_chunk(self, event: Event) -> bool:
+        """Collect audio."""
+        self.audio.add(AudioChunk.from_event(event))
+        return True
+
+    def take_wav(self) -> bytes | None:
+        """The utterance so far as WAV (None without audio); the collector starts afresh."""
+        wav = self.audio.wav()
+        self.audio.reset()
+        return wav
+
+
+class StreamedText:
+    """Session mixin: streamed text (`synthesize-start/-chunk/-stop`) spoken by sentence.
+
+    After the last sentence comes `synthesize-stopped` (wyoming-piper's order). The session
+    sets `channel` and `stream_chars` and says how to pick and speak a voice.
+    """
+
+    channel: Channel
+    stream_chars: int  # most characters one stream may carry
+    stream: SentenceStream | None = None
+    stream_voice: str | None = None
+
+    def stream_handlers(self) -> dict[str, Callable[[Event], Awaitable[bool]]]:
+        """The events this mixin answers, for the session's `handlers` table."""
+        return {
+            "synthesize-start": self.on_stream_start,
+            "synthesize-chunk": self.on_stream_chunk,
+            "synthesize-stop": self.on_stream_stop,
+        }
+
+    @abstractmethod
+    def stream_voice_for(self, requested: SynthesizeVoice | None) -> str | None:
+        """The voice a stream speaks in; refuse an unknown one here, before any sentence."""
+
+    @abstractmethod
+    async def speak_sentence(self, text: str, voice: str | None) -> None:
+        """Speak one complete sentence as its own audio-start / chunks / audio-stop."""
+
+    async def on_stream_start(self, event: Event) -> bool:
+        """Streaming text begins."""
+        self.stream_voice = self.stream_voice_for(SynthesizeStart.from_event(event).voice)
+        self.stream = SentenceStream(self.stream_chars)
+        return True
+
+    async def on_stream_chunk(self, event: Event) -> bool:
+        """Speak each sentence as soon as it is complete."""
+        if self.stream is None:
+            raise EventError("no_stream", "synthesize-chunk before synthesize-start")
+        for sentence in self.stream.add(SynthesizeChunk.from_event(event).text):
+            await self.speak_sentence(sentence, self.stream_voice)
+        return True
+
+    async def on_stream_stop(self, event: Event) -> bool:
+        """Speak the rest, then end the stream."""
+        if self.stream is None:
+            raise EventError("no_stream", "synthesize-stop before synthesize-start")
+        rest = self.stream.finish()
+        self.stream = None
+        if rest:
+            await self.speak_sentence(rest, self.stream_voice)
+        await self.channel.send(SynthesizeStopped().event())
+        return True

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from services.kit import ApiError
+from services.kit.limits import check_text_length, read_upload
 from services.orchestrator.auth import Caller, CallerDep, require_admin, require_client
 from services.orchestrator.config import ConfigError
 from services.orchestrator.deps import Deps, DepsDep
@@ -26,18 +27,13 @@ from services.orchestrator.settings import Settings
 router = APIRouter(dependencies=[Depends(require_client)])
 admin = APIRouter(dependencies=[Depends(require_admin)])
 
+LONGER_THAN = "{name} is longer than {limit} characters"
+
 
 def _check_text(text: str, settings: Settings, param: str) -> str:
     if not text.strip():
         raise ApiError(400, f"{param} is empty", param=param, code="empty_text")
-    if len(text) > settings.max_text_chars:
-        raise ApiError(
-            400,
-            f"{param} is longer than {settings.max_text_chars} characters",
-            param=param,
-            code="text_too_long",
-        )
-    return text
+    return check_text_length(text, settings.max_text_chars, param, message=LONGER_THAN)
 
 
 def _run_body(result: RunResult) -> dict[str, Any]:
@@ -88,14 +84,12 @@ async def voice(
 ) -> Response:
     """Audio in → transcript, reply and reply audio (JSON with base64 WAV, or the WAV)."""
     settings = deps.settings
-    data = await file.read(settings.max_audio_bytes + 1)
-    if len(data) > settings.max_audio_bytes:
-        raise ApiError(
-            413,
-            f"audio is larger than {settings.max_audio_bytes} bytes",
-            param="file",
-            code="audio_too_large",
-        )
+    data = await read_upload(
+        file,
+        settings.max_audio_bytes,
+        code="audio_too_large",
+        message="audio is larger than {limit} bytes",
+    )
     if not data:
         raise ApiError(400, "audio file is empty", param="file", code="empty_audio")
     sid = check_session_id(session_id)
@@ -162,13 +156,7 @@ def _client_texts(body: ChatRequest, settings: Settings) -> tuple[tuple[str, str
     texts: list[tuple[str, str]] = []
     for i, message in enumerate(earlier):
         for text in message.texts():
-            if len(text) > settings.max_text_chars:
-                raise ApiError(
-                    400,
-                    f"messages[{i}] is longer than {settings.max_text_chars} characters",
-                    param=f"messages[{i}]",
-                    code="text_too_long",
-                )
+            check_text_length(text, settings.max_text_chars, f"messages[{i}]", message=LONGER_THAN)
             if text.strip():
                 texts.append((message.role, text))
     # Tool-call arguments are texts too: the guard's item limit counts texts, not messages.

@@ -39,15 +39,15 @@ from wyoming.info import (
     TtsProgram,
     TtsVoice,
 )
-from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStopped
+from wyoming.tts import Synthesize, SynthesizeVoice
 
 from services.kit import ApiError, ServiceState
 from services.kit.audio import decode_audio
-from services.kit.wyoming import Channel, EventError, Session, WyomingServer, WyomingService
+from services.kit.wyoming import Channel, EventError, Session, WyomingServer, server_factory
 from services.kit.wyoming_media import (
     AudioCollector,
-    PcmFormat,
-    SentenceStream,
+    AudioInput,
+    StreamedText,
     clean_text,
     pcm16_chunks,
 )
@@ -142,7 +142,7 @@ def build_info(settings: Settings) -> Info:
     )
 
 
-class MeshSession(Session):
+class MeshSession(AudioInput, StreamedText, Session):
     """One client of the orchestrator's Wyoming endpoint."""
 
     def __init__(self, channel: Channel, state: ServiceState, settings: Settings) -> None:
@@ -150,20 +150,16 @@ class MeshSession(Session):
         self.state = state
         self.settings = settings
         self.audio = AudioCollector(settings.max_audio_bytes)
-        self.stream: SentenceStream | None = None
-        self.stream_voice: str | None = None
+        self.stream_chars = settings.max_text_chars
 
     def handlers(self) -> dict[str, Callable[[Event], Awaitable[bool]]]:
         """ASR, TTS and handle events."""
         return {
             "transcribe": self.on_transcribe,
-            "audio-start": self.on_audio_start,
-            "audio-chunk": self.on_audio_chunk,
+            **self.audio_handlers(),
             "audio-stop": self.on_audio_stop,
             "synthesize": self.on_synthesize,
-            "synthesize-start": self.on_stream_start,
-            "synthesize-chunk": self.on_stream_chunk,
-            "synthesize-stop": self.on_stream_stop,
+            **self.stream_handlers(),
             "transcript": self.on_transcript,
         }
 
@@ -183,20 +179,9 @@ class MeshSession(Session):
         """The pipeline's STT stage names its language; the request's is not needed."""
         return True
 
-    async def on_audio_start(self, event: Event) -> bool:
-        """Begin an utterance."""
-        self.audio.start(PcmFormat.of(AudioStart.from_event(event)))
-        return True
-
-    async def on_audio_chunk(self, event: Event) -> bool:
-        """Collect audio."""
-        self.audio.add(AudioChunk.from_event(event))
-        return True
-
     async def on_audio_stop(self, event: Event) -> bool:
         """Run the ASR pipeline on the utterance and answer its transcript; then close."""
-        wav = self.audio.wav()
-        self.audio.reset()
+        wav = self.take_wav()
         text = ""
         if wav is not None:
             inp = RunInput(
@@ -254,31 +239,13 @@ class MeshSession(Session):
         await self._speak(text, request.voice.name if request.voice else None)
         return True
 
-    async def on_stream_start(self, event: Event) -> bool:
-        """Streaming text begins."""
-        voice = SynthesizeStart.from_event(event).voice
-        self.stream_voice = voice.name if voice else None
-        self.stream = SentenceStream(self.settings.max_text_chars)
-        return True
+    def stream_voice_for(self, requested: SynthesizeVoice | None) -> str | None:
+        """The requested voice's name; each TTS provider maps it."""
+        return requested.name if requested else None
 
-    async def on_stream_chunk(self, event: Event) -> bool:
-        """Speak each sentence as soon as it is complete."""
-        if self.stream is None:
-            raise EventError("no_stream", "synthesize-chunk before synthesize-start")
-        for sentence in self.stream.add(SynthesizeChunk.from_event(event).text):
-            await self._speak(sentence, self.stream_voice)
-        return True
-
-    async def on_stream_stop(self, event: Event) -> bool:
-        """Speak the rest, then end the stream."""
-        if self.stream is None:
-            raise EventError("no_stream", "synthesize-stop before synthesize-start")
-        rest = self.stream.finish()
-        self.stream = None
-        if rest:
-            await self._speak(rest, self.stream_voice)
-        await self.channel.send(SynthesizeStopped().event())
-        return True
+    async def speak_sentence(self, text: str, voice: str | None) -> None:
+        """One sentence of a stream through the TTS pipeline."""
+        await self._speak(text, voice)
 
     # --- handle ----------------------------------------------------------------------------
 
@@ -303,22 +270,9 @@ class MeshSession(Session):
 
 def make_server(settings: Settings) -> Callable[[ServiceState], WyomingServer | None]:
     """The factory `with_wyoming` calls at startup (None unless enabled)."""
-
-    def make(state: ServiceState) -> WyomingServer | None:
-        if not settings.wyoming_enabled:
-            return None
-
-        def not_ready() -> str | None:
-            return None if state.readiness.ready else state.readiness.reason
-
-        return WyomingServer(
-            "orchestrator",
-            WyomingService(
-                not_ready, lambda: build_info(settings), lambda ch: MeshSession(ch, state, settings)
-            ),
-            host=settings.wyoming_host,
-            port=settings.wyoming_port,
-            allow=settings.wyoming_allow,
-        )
-
-    return make
+    return server_factory(
+        "orchestrator",
+        settings,
+        lambda _state: build_info(settings),
+        lambda channel, state: MeshSession(channel, state, settings),
+    )

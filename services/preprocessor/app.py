@@ -4,70 +4,63 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
-import numpy as np
 from fastapi import FastAPI
 
 from services.kit import ServiceState, create_app
 from services.kit.concurrency import WorkLimiter
+from services.kit.engine import EngineUnavailableError, load_checked
 from services.preprocessor.backends import load_engine
-from services.preprocessor.engine import DenoiseEngine, EngineUnavailable, denoise_clip
+from services.preprocessor.deps import Deps
+from services.preprocessor.engine import DenoiseEngine
 from services.preprocessor.metrics import DenoiseMetrics
 from services.preprocessor.routes import router
+from services.preprocessor.service import Denoiser
 from services.preprocessor.settings import Settings
 from services.preprocessor.ws import ws_router
 
 log = logging.getLogger("preprocessor")
 NAME = "audio-preprocessor"
 
-
-def self_check(engine: DenoiseEngine) -> None:
-    """Denoise half a second of seeded noise; raise unless the output is sane."""
-    rate = 16_000
-    noise = (np.random.default_rng(0).standard_normal(rate // 2) * 0.1).astype(np.float32)
-    out = denoise_clip(engine, noise, rate)
-    if len(out) != len(noise) or not np.all(np.isfinite(out)):
-        raise RuntimeError(f"{engine.name} self-check produced invalid output")
+EngineFactory = Callable[[Settings], DenoiseEngine]
 
 
-async def _startup(state: ServiceState) -> None:
-    settings = state.settings
-    assert isinstance(settings, Settings)
-    wanted = settings.engine if settings.enabled else "passthrough"
-    state.readiness.engine = wanted
-    try:
-        engine = await asyncio.to_thread(load_engine, settings)
-    except EngineUnavailable as exc:
-        # Not a crash: the service runs and says plainly which engine is missing and why.
-        state.readiness.reason = str(exc)
-        log.error("engine unavailable", extra={"engine": wanted, "error": str(exc)})
-        return
-    state.resources["engine"] = engine
-    await asyncio.to_thread(self_check, engine)
-    state.readiness.model = engine.model
-    state.readiness.details = {
-        "enabled": settings.enabled,
-        "configured_engine": settings.engine,
-        "realtime": engine.realtime,
-    }
-    state.readiness.reason = "ok"
-    state.readiness.ready = True
-
-
-async def _shutdown(state: ServiceState) -> None:
-    engine = state.resources.pop("engine", None)
-    if engine is not None:
-        await asyncio.to_thread(engine.close)
-
-
-def build_app(settings: Settings | None = None) -> FastAPI:
-    """Build the audio-preprocessor app (engine loads in the background)."""
+def build_app(
+    settings: Settings | None = None, engine_factory: EngineFactory | None = None
+) -> FastAPI:
+    """Build the audio-preprocessor app; `engine_factory` replaces the configured backend."""
     settings = settings or Settings()
-    app = create_app(
-        NAME, settings, routers=[router, ws_router], startup=_startup, shutdown=_shutdown
+    factory = engine_factory or load_engine
+    loaded: list[DenoiseEngine] = []  # what shutdown releases
+
+    async def startup(state: ServiceState) -> None:
+        wanted = settings.engine if settings.enabled else "passthrough"
+        state.readiness.engine = wanted
+        # Metrics exist from the first scrape, not only once the engine is up.
+        limiter = WorkLimiter(settings.max_concurrent, settings.max_queue, "denoise")
+        metrics = DenoiseMetrics(state.registry)
+        try:
+            engine, details = await load_checked(
+                lambda: factory(settings),
+                timeout_s=settings.load_timeout_s,
+                timeout_setting="DENOISE_LOAD_TIMEOUT_S",
+                what=f"denoising engine {wanted!r}",
+            )
+        except EngineUnavailableError as exc:
+            # Not a crash: the service runs and says plainly which engine is missing and why.
+            state.readiness.reason = str(exc)
+            log.error("engine unavailable", extra={"engine": wanted, "error": str(exc)})
+            return
+        loaded.append(engine)
+        details.update(enabled=settings.enabled, configured_engine=settings.engine)
+        service = Denoiser(engine, settings, limiter, metrics)
+        state.serve(Deps(settings, service), model=engine.model, details=details)
+
+    async def shutdown(_: ServiceState) -> None:
+        while loaded:
+            await asyncio.to_thread(loaded.pop().close)
+
+    return create_app(
+        NAME, settings, routers=[router, ws_router], startup=startup, shutdown=shutdown
     )
-    state: ServiceState = app.state.service
-    state.resources["limiter"] = WorkLimiter(settings.max_concurrent, settings.max_queue, "denoise")
-    state.resources["metrics"] = DenoiseMetrics(state.registry)
-    state.resources["streams"] = 0
-    return app

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Protocol
 
 import numpy as np
 
+from services.kit.engine import Engine, EngineUnavailableError
 
-class EngineUnavailable(RuntimeError):
+# The self-check's clip: half a second of seeded white noise at 16 kHz.
+CHECK_RATE = 16_000
+
+
+class EngineUnavailable(EngineUnavailableError):
     """The configured engine cannot run here (missing library or model); the message says why."""
 
 
@@ -32,24 +39,37 @@ class DenoiseStream(ABC):
         """Release native state (idempotent)."""
 
 
-class DenoiseEngine(ABC):
-    """A loaded denoiser: opens independent streams that share only the model."""
+class DenoiseEngine(Engine, Protocol):
+    """A loaded denoiser: the kit's `Engine` plus streams, which share only the model.
 
-    name: str = "engine"
-    model: str = ""
+    Backends subclass it explicitly to inherit `details`, `self_check` and `close`.
+    """
+
+    name: str
+    model: str
     # Whether streams emit output while input arrives (False: only at `finish`).
-    realtime: bool = True
+    realtime: bool
 
-    @abstractmethod
+    @property
+    def details(self) -> Mapping[str, object]:
+        """What readiness reports about the engine."""
+        return {"realtime": self.realtime}
+
+    def self_check(self) -> None:
+        """Denoise a fixed clip; raise EngineUnavailable unless the output is sane (blocking)."""
+        check_denoises(self)
+
     def open_stream(self, sample_rate: int) -> DenoiseStream:
         """A fresh stream with its own state at `sample_rate`."""
+        ...
 
-    @abstractmethod
     def max_lag_samples(self, sample_rate: int) -> int:
         """Upper bound on how far aligned output trails input, in samples at `sample_rate`."""
+        ...
 
-    def close(self) -> None:  # noqa: B027 - most engines hold nothing to release
-        """Release the model."""
+    def close(self) -> None:
+        """Release the model (most engines hold nothing to release)."""
+        return None
 
 
 def denoise_clip(engine: DenoiseEngine, samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -64,6 +84,14 @@ def denoise_clip(engine: DenoiseEngine, samples: np.ndarray, sample_rate: int) -
     if len(out) != len(samples):  # a backend bug, not the caller's: surface it as a 500
         raise RuntimeError(f"{engine.name} returned {len(out)} samples for {len(samples)}")
     return out
+
+
+def check_denoises(engine: DenoiseEngine) -> None:
+    """The self-check every backend runs: denoise seeded noise, expect finite same-length audio."""
+    noise = (np.random.default_rng(0).standard_normal(CHECK_RATE // 2) * 0.1).astype(np.float32)
+    out = denoise_clip(engine, noise, CHECK_RATE)
+    if len(out) != len(noise) or not np.all(np.isfinite(out)):
+        raise EngineUnavailable(f"{engine.name} self-check produced invalid output")
 
 
 class FixedLatencyStream:

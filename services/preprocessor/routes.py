@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from starlette.datastructures import UploadFile
 
 from services.kit import ApiError
-from services.kit.app import get_state
 from services.kit.audio import decode_audio, encode_wav, from_pcm16, to_pcm16
-from services.preprocessor.deps import Ctx, check_duration, check_rate, context
-from services.preprocessor.engine import denoise_clip
+from services.preprocessor.deps import DepsDep
 
 router = APIRouter(tags=["denoise"])
 
@@ -45,36 +41,23 @@ async def _read_upload(request: Request) -> bytes:
     return await request.body()
 
 
-async def _run(ctx: Ctx, samples: np.ndarray, rate: int, endpoint: str) -> np.ndarray:
-    started = time.perf_counter()
-    out = await ctx.limiter.run(denoise_clip, ctx.engine, samples, rate)
-    ctx.metrics.observe(
-        ctx.engine.name, endpoint, len(samples) / rate, time.perf_counter() - started
-    )
-    return out
-
-
-def _headers(ctx: Ctx, rate: int) -> dict[str, str]:
-    return {"X-Denoise-Engine": ctx.engine.name, "X-Sample-Rate": str(rate)}
-
-
 @router.post(
     "/denoise",
     response_class=Response,
     responses={200: {"content": {"audio/wav": {}}, "description": "Denoised mono WAV."}},
 )
-async def denoise(request: Request) -> Response:
+async def denoise(request: Request, deps: DepsDep) -> Response:
     """Denoise an audio file (multipart `file` or raw body); WAV back at the input's rate."""
-    ctx = context(get_state(request))
+    denoiser = deps.service
     # Decoding a large file takes a while: keep it off the event loop.
     audio = await asyncio.to_thread(decode_audio, await _read_upload(request))
-    check_rate(ctx.settings, audio.sample_rate, "file")
-    check_duration(ctx.settings, len(audio.samples), audio.sample_rate, "file")
-    out = await _run(ctx, audio.samples, audio.sample_rate, "denoise")
+    denoiser.check_rate(audio.sample_rate, "file")
+    denoiser.check_duration(len(audio.samples), audio.sample_rate, "file")
+    out = await denoiser.denoise(audio.samples, audio.sample_rate, "denoise")
     return Response(
         encode_wav(out, audio.sample_rate),
         media_type="audio/wav",
-        headers=_headers(ctx, audio.sample_rate),
+        headers=denoiser.headers(audio.sample_rate),
     )
 
 
@@ -85,17 +68,18 @@ async def denoise(request: Request) -> Response:
 )
 async def denoise_streaming(
     request: Request,
+    deps: DepsDep,
     sample_rate: Annotated[int, Query(description="Rate of the PCM16 mono body (Hz).")] = 16000,
 ) -> Response:
     """Denoise raw little-endian PCM16 mono; PCM16 of the same length back."""
-    ctx = context(get_state(request))
-    check_rate(ctx.settings, sample_rate, "sample_rate")
+    denoiser = deps.service
+    denoiser.check_rate(sample_rate, "sample_rate")
     data = await request.body()
     if not data:
         raise ApiError(
             400, "request body is empty: send PCM16 samples", param="body", code="empty_audio"
         )
     samples = from_pcm16(data)
-    check_duration(ctx.settings, len(samples), sample_rate, "body")
-    out = await _run(ctx, samples, sample_rate, "denoise_streaming")
-    return Response(to_pcm16(out), media_type="audio/pcm", headers=_headers(ctx, sample_rate))
+    denoiser.check_duration(len(samples), sample_rate, "body")
+    out = await denoiser.denoise(samples, sample_rate, "denoise_streaming")
+    return Response(to_pcm16(out), media_type="audio/pcm", headers=denoiser.headers(sample_rate))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, PositiveFloat
 from pydantic_settings import SettingsConfigDict
 
 from services.kit import ServiceSettings
@@ -26,6 +26,8 @@ class Settings(ServiceSettings):
         True, validation_alias=AliasChoices("DENOISE_ENABLED", "ENABLE_PREPROCESSING", "enabled")
     )
     """False makes every endpoint pass audio through unchanged (engine passthrough)."""
+    load_timeout_s: PositiveFloat = 300.0
+    """Give up loading (readiness reports why) after this many seconds."""
     min_sample_rate: int = 8000
     """Lowest accepted input sample rate (Hz)."""
     max_sample_rate: int = 48000

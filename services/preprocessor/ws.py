@@ -11,15 +11,16 @@ a fresh engine state. Errors are sent as the JSON error envelope before the serv
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from services.kit import ApiError, ServiceState
+from services.kit import ApiError
+from services.kit.app import get_state
 from services.kit.audio import from_pcm16, to_pcm16
-from services.preprocessor.deps import Ctx, check_rate, context
+from services.preprocessor.deps import Deps
 from services.preprocessor.engine import FixedLatencyStream
+from services.preprocessor.service import Denoiser
 
 ws_router = APIRouter()
 
@@ -48,57 +49,36 @@ def _is_flush(text: str) -> bool:
 @ws_router.websocket("/denoise/ws")
 async def denoise_ws(websocket: WebSocket, sample_rate: int = 16000) -> None:
     """Continuous denoising of a PCM16 stream (see module docstring for the protocol)."""
-    state: ServiceState = websocket.app.state.service
     await websocket.accept()
     try:
-        ctx = context(state)
-        check_rate(ctx.settings, sample_rate, "sample_rate")
-        if not ctx.engine.realtime:
-            raise ApiError(
-                400,
-                f"engine {ctx.engine.name} cannot stream; use POST /denoise",
-                code="streaming_unsupported",
-            )
+        # After accept, so a refusal reaches the client as the JSON envelope, not a bare close.
+        denoiser = get_state(websocket).require(Deps).service
+        denoiser.take_stream(sample_rate)
     except ApiError as err:
-        await _fail(websocket, err, _TRY_LATER if err.status == 503 else _POLICY)
+        await _fail(websocket, err, _TRY_LATER if err.status in (429, 503) else _POLICY)
         return
-    if state.resources["streams"] >= ctx.settings.max_streams:
-        await _fail(
-            websocket,
-            ApiError(
-                429, f"too many streams (max {ctx.settings.max_streams})", code="too_many_streams"
-            ),
-            _TRY_LATER,
-        )
-        return
-    # Count the stream before the first await so concurrent connects cannot overshoot.
-    state.resources["streams"] += 1
-    ctx.metrics.active_streams.labels(ctx.engine.name).inc()
     stream: FixedLatencyStream | None = None
     try:
-        stream = await ctx.limiter.run(
-            FixedLatencyStream, ctx.engine, sample_rate, ctx.settings.stream_margin_ms
-        )
+        stream = await denoiser.open_stream(sample_rate)
         hello = {
             "type": "ready",
-            "engine": ctx.engine.name,
+            "engine": denoiser.engine.name,
             "sample_rate": sample_rate,
             "latency_samples": stream.latency,
         }
         await websocket.send_text(json.dumps(hello))
-        await _serve(websocket, ctx, stream, sample_rate)
+        await _serve(websocket, denoiser, stream, sample_rate)
     except WebSocketDisconnect:
         pass
     except ApiError as err:  # the work queue is full
         await _fail(websocket, err, _TRY_LATER)
     finally:
-        state.resources["streams"] -= 1
-        ctx.metrics.active_streams.labels(ctx.engine.name).dec()
+        denoiser.drop_stream()
         if stream is not None:
             stream.close()
 
 
-async def _serve(ws: WebSocket, ctx: Ctx, stream: FixedLatencyStream, rate: int) -> None:
+async def _serve(ws: WebSocket, denoiser: Denoiser, stream: FixedLatencyStream, rate: int) -> None:
     samples_in = 0
     while True:
         msg = await ws.receive()
@@ -107,7 +87,7 @@ async def _serve(ws: WebSocket, ctx: Ctx, stream: FixedLatencyStream, rate: int)
         data = msg.get("bytes")
         if data is None:
             if _is_flush(msg.get("text") or ""):
-                tail = await ctx.limiter.run(stream.flush)
+                tail = await denoiser.flush(stream)
                 await ws.send_bytes(to_pcm16(tail))
                 await ws.send_text(json.dumps({"type": "flushed", "samples": samples_in}))
                 samples_in = 0
@@ -116,12 +96,13 @@ async def _serve(ws: WebSocket, ctx: Ctx, stream: FixedLatencyStream, rate: int)
                 ws, ApiError(400, "text messages must be 'flush'", code="invalid_message"), _POLICY
             )
             return
-        if len(data) > ctx.settings.ws_max_frame_bytes:
+        limit = denoiser.settings.ws_max_frame_bytes
+        if len(data) > limit:
             await _fail(
                 ws,
                 ApiError(
                     413,
-                    f"frame of {len(data)} bytes exceeds {ctx.settings.ws_max_frame_bytes}",
+                    f"frame of {len(data)} bytes exceeds {limit}",
                     code="frame_too_large",
                 ),
                 _TOO_BIG,
@@ -132,13 +113,6 @@ async def _serve(ws: WebSocket, ctx: Ctx, stream: FixedLatencyStream, rate: int)
         except ApiError as err:
             await _fail(ws, err, _INVALID_DATA)
             return
-        started = time.perf_counter()
-        before = stream.underflows
-        out = await ctx.limiter.run(stream.process, block)
-        ctx.metrics.observe(
-            ctx.engine.name, "denoise_ws", len(block) / rate, time.perf_counter() - started
-        )
-        if stream.underflows > before:
-            ctx.metrics.stream_underflows.labels(ctx.engine.name).inc()
+        out = await denoiser.process(stream, block, rate)
         samples_in += len(block)
         await ws.send_bytes(to_pcm16(out))

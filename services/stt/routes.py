@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from services.kit import ApiError
+from services.kit.limits import read_upload
 from services.stt.deps import DepsDep, SettingsDep
 from services.stt.formats import (
     GRANULARITIES,
@@ -21,19 +22,6 @@ router = APIRouter()
 
 # Model time for this request, so clients can tell service and network overhead from inference.
 PROCESSING_HEADER = "X-Processing-Ms"
-
-
-async def _read(upload: UploadFile, limit: int) -> bytes:
-    # Read one byte past the limit: enough to know it is too large without holding more.
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise ApiError(
-            413,
-            f"audio file exceeds the limit of {limit} bytes",
-            param="file",
-            code="file_too_large",
-        )
-    return data
 
 
 @router.post("/v1/audio/transcriptions", tags=["openai"], response_model=None)
@@ -87,7 +75,7 @@ async def transcriptions(
         temperature=temperature or None,
         word_timestamps="word" in granularities,
     )
-    data = await _read(file, transcriber.settings.max_upload_bytes)
+    data = await read_upload(file, transcriber.settings.max_upload_bytes)
     done = await transcriber.transcribe(data, options)
     result = done.transcription
     out: Response
@@ -115,7 +103,7 @@ async def transcribe(
     """Transcribe audio: text, language, duration, segments and the model's processing time."""
     transcriber = deps.service
     options = transcriber.options(language=language)
-    data = await _read(file, transcriber.settings.max_upload_bytes)
+    data = await read_upload(file, transcriber.settings.max_upload_bytes)
     result = await transcriber.transcribe(data, options)
     response.headers[PROCESSING_HEADER] = f"{result.processing_ms:.1f}"
     t = result.transcription

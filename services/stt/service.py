@@ -13,6 +13,7 @@ import numpy as np
 from services.kit import ApiError
 from services.kit.audio import decode_audio
 from services.kit.concurrency import WorkLimiter
+from services.kit.limits import check_size, check_text_length
 from services.stt.engine import (
     SAMPLE_RATE,
     InvalidOptionError,
@@ -61,14 +62,9 @@ class Transcriber:
     ) -> TranscribeOptions:
         """Request options merged with the service defaults; bad values are a 400."""
         lang = (language or self.settings.language or "").strip().lower() or None
-        if prompt and len(prompt) > self.settings.max_prompt_chars:
-            raise ApiError(
-                400,
-                f"prompt is {len(prompt)} characters; "
-                f"the limit is {self.settings.max_prompt_chars}",
-                param="prompt",
-                code="prompt_too_long",
-            )
+        if prompt:
+            limit = self.settings.max_prompt_chars
+            check_text_length(prompt, limit, "prompt", code="prompt_too_long")
         return TranscribeOptions(
             language=lang,
             prompt=prompt or None,
@@ -80,14 +76,7 @@ class Transcriber:
 
     async def transcribe(self, data: bytes, options: TranscribeOptions) -> Result:
         """Check limits, decode, skip silence, and run the model in the bounded queue."""
-        limit = self.settings.max_upload_bytes
-        if len(data) > limit:
-            raise ApiError(
-                413,
-                f"audio file is {len(data)} bytes; the limit is {limit}",
-                param="file",
-                code="file_too_large",
-            )
+        check_size(data, self.settings.max_upload_bytes)
         if options.language is not None and options.language not in self.engine.languages:
             raise ApiError(
                 400,

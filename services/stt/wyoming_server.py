@@ -14,19 +14,12 @@ import time
 from collections.abc import Awaitable, Callable
 
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
-from wyoming.audio import AudioChunk, AudioStart
 from wyoming.event import Event
 from wyoming.info import AsrModel, AsrProgram, Attribution, Info
 
 from services.kit import ApiError, ServiceState
-from services.kit.wyoming import (
-    Channel,
-    EventError,
-    Session,
-    WyomingServer,
-    WyomingService,
-)
-from services.kit.wyoming_media import AudioCollector, PcmFormat
+from services.kit.wyoming import Channel, EventError, Session, WyomingServer, server_factory
+from services.kit.wyoming_media import AudioCollector, AudioInput
 from services.stt.deps import Deps
 from services.stt.settings import Settings
 
@@ -72,7 +65,7 @@ def build_info(settings: Settings, languages: frozenset[str]) -> Info:
     )
 
 
-class SttSession(Session):
+class SttSession(AudioInput, Session):
     """One client: collects an utterance and answers its transcript."""
 
     def __init__(self, channel: Channel, state: ServiceState, settings: Settings) -> None:
@@ -86,8 +79,7 @@ class SttSession(Session):
         """The ASR events this session answers."""
         return {
             "transcribe": self.on_transcribe,
-            "audio-start": self.on_audio_start,
-            "audio-chunk": self.on_audio_chunk,
+            **self.audio_handlers(),
             "audio-stop": self.on_audio_stop,
         }
 
@@ -96,20 +88,9 @@ class SttSession(Session):
         self.language = language_code(Transcribe.from_event(event).language)
         return True
 
-    async def on_audio_start(self, event: Event) -> bool:
-        """Begin an utterance in the announced format."""
-        self.audio.start(PcmFormat.of(AudioStart.from_event(event)))
-        return True
-
-    async def on_audio_chunk(self, event: Event) -> bool:
-        """Collect audio."""
-        self.audio.add(AudioChunk.from_event(event))
-        return True
-
     async def on_audio_stop(self, event: Event) -> bool:
         """Transcribe what was collected and answer; then close, as the reference server does."""
-        wav = self.audio.wav()
-        self.audio.reset()
+        wav = self.take_wav()
         transcriber = self.state.require(Deps).service
         started = time.perf_counter()
         if wav is None:
@@ -141,23 +122,9 @@ class SttSession(Session):
 def make_server(settings: Settings) -> Callable[[ServiceState], WyomingServer | None]:
     """The factory `with_wyoming` calls at startup (None when the endpoint is disabled)."""
 
-    def make(state: ServiceState) -> WyomingServer | None:
-        if not settings.wyoming_enabled:
-            return None
+    def info(state: ServiceState) -> Info:
+        return build_info(settings, state.require(Deps).service.engine.languages)
 
-        def not_ready() -> str | None:
-            return None if state.readiness.ready else state.readiness.reason
-
-        def info() -> Info:
-            transcriber = state.require(Deps).service
-            return build_info(settings, transcriber.engine.languages)
-
-        return WyomingServer(
-            "stt",
-            WyomingService(not_ready, info, lambda ch: SttSession(ch, state, settings)),
-            host=settings.wyoming_host,
-            port=settings.wyoming_port,
-            allow=settings.wyoming_allow,
-        )
-
-    return make
+    return server_factory(
+        "stt", settings, info, lambda channel, state: SttSession(channel, state, settings)
+    )

@@ -8,8 +8,8 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from fastapi import Response
 
-from services.kit import ApiError
 from services.kit.concurrency import WorkLimiter
+from services.kit.limits import check_text_length
 from services.tts_common.engine import SpeechEngine
 from services.tts_common.metrics import TtsMetrics
 from services.tts_common.streaming import audio_response, chunks_in_thread
@@ -39,13 +39,7 @@ class Speaker(Generic[E_co]):
 
     def check_length(self, text: str, param: str) -> None:
         """400 `input_too_long` beyond the longest text the service accepts."""
-        if len(text) > self.max_chars:
-            raise ApiError(
-                400,
-                f"{param} is {len(text)} characters; the limit is {self.max_chars}",
-                param=param,
-                code="input_too_long",
-            )
+        check_text_length(text, self.max_chars, param, code="input_too_long")
 
     def voice(self, requested: str) -> str:
         """The local voice for a requested (local or OpenAI) name; 400 if unknown."""

@@ -20,17 +20,11 @@ from pathlib import Path
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.event import Event
 from wyoming.info import Attribution, Info, TtsProgram, TtsVoice
-from wyoming.tts import (
-    Synthesize,
-    SynthesizeChunk,
-    SynthesizeStart,
-    SynthesizeStopped,
-    SynthesizeVoice,
-)
+from wyoming.tts import Synthesize, SynthesizeVoice
 
 from services.kit import ApiError, ServiceState
-from services.kit.wyoming import Channel, EventError, Session, WyomingServer, WyomingService
-from services.kit.wyoming_media import SentenceStream, clean_text, pcm16_chunks
+from services.kit.wyoming import Channel, EventError, Session, WyomingServer, server_factory
+from services.kit.wyoming_media import StreamedText, clean_text, pcm16_chunks
 from services.tts_piper.deps import Deps
 from services.tts_piper.settings import Settings
 
@@ -86,24 +80,18 @@ def build_info(voices: list[str], languages: dict[str, str]) -> Info:
     )
 
 
-class TtsSession(Session):
+class TtsSession(StreamedText, Session):
     """One client: speaks `synthesize` requests and streamed text."""
 
     def __init__(self, channel: Channel, state: ServiceState, settings: Settings) -> None:
         super().__init__(channel)
         self.state = state
         self.settings = settings
-        self.stream: SentenceStream | None = None
-        self.stream_voice: SynthesizeVoice | None = None
+        self.stream_chars = settings.max_chars
 
     def handlers(self) -> dict[str, Callable[[Event], Awaitable[bool]]]:
         """The TTS events this session answers."""
-        return {
-            "synthesize": self.on_synthesize,
-            "synthesize-start": self.on_stream_start,
-            "synthesize-chunk": self.on_stream_chunk,
-            "synthesize-stop": self.on_stream_stop,
-        }
+        return {"synthesize": self.on_synthesize, **self.stream_handlers()}
 
     def _voice(self, requested: SynthesizeVoice | None) -> str:
         speaker = self.state.require(Deps).service
@@ -150,59 +138,27 @@ class TtsSession(Session):
         await self._speak(text, self._voice(request.voice), start=True, stop=True)
         return True
 
-    async def on_stream_start(self, event: Event) -> bool:
-        """Streaming text begins."""
-        start = SynthesizeStart.from_event(event)
-        self._voice(start.voice)  # an unknown voice is refused now, not at the first sentence
-        self.stream_voice = start.voice
-        self.stream = SentenceStream(self.settings.max_chars)
-        return True
+    def stream_voice_for(self, requested: SynthesizeVoice | None) -> str:
+        """The loaded voice a stream speaks in; an unknown one is refused before any text."""
+        return self._voice(requested)
 
-    async def on_stream_chunk(self, event: Event) -> bool:
-        """Speak every sentence this text completes."""
-        if self.stream is None:
-            raise EventError("no_stream", "synthesize-chunk before synthesize-start")
-        voice = self._voice(self.stream_voice)
-        for sentence in self.stream.add(SynthesizeChunk.from_event(event).text):
-            await self._speak(sentence, voice, start=True, stop=True)
-        return True
-
-    async def on_stream_stop(self, event: Event) -> bool:
-        """Speak what is left, then say the stream is done."""
-        if self.stream is None:
-            raise EventError("no_stream", "synthesize-stop before synthesize-start")
-        rest = self.stream.finish()
-        voice = self._voice(self.stream_voice)
-        self.stream = None
-        if rest:
-            await self._speak(rest, voice, start=True, stop=True)
-        await self.channel.send(SynthesizeStopped().event())
-        return True
+    async def speak_sentence(self, text: str, voice: str | None) -> None:
+        """Each sentence of a stream is its own audio-start / chunks / audio-stop."""
+        await self._speak(text, voice or self._voice(None), start=True, stop=True)
 
 
 def make_server(settings: Settings) -> Callable[[ServiceState], WyomingServer | None]:
     """The factory `with_wyoming` calls at startup (None when the endpoint is disabled)."""
+    languages: dict[str, str] = {}
 
-    def make(state: ServiceState) -> WyomingServer | None:
-        if not settings.wyoming_enabled:
-            return None
-        languages: dict[str, str] = {}
+    def info(state: ServiceState) -> Info:
+        engine = state.require(Deps).service.engine
+        if not languages:  # once: the voice files do not change while the service runs
+            languages.update(voice_languages(engine.voice_files))
+            for name in engine.voices():
+                languages.setdefault(name, voice_languages([Path(name + ".onnx")])[name])
+        return build_info(engine.voices(), languages)
 
-        def not_ready() -> str | None:
-            return None if state.readiness.ready else state.readiness.reason
-
-        def info() -> Info:
-            engine = state.require(Deps).service.engine
-            if not languages:  # once: the voice files do not change while the service runs
-                languages.update(voice_languages(engine.voice_files))
-            return build_info(engine.voices(), languages)
-
-        return WyomingServer(
-            "tts-piper",
-            WyomingService(not_ready, info, lambda ch: TtsSession(ch, state, settings)),
-            host=settings.wyoming_host,
-            port=settings.wyoming_port,
-            allow=settings.wyoming_allow,
-        )
-
-    return make
+    return server_factory(
+        "tts-piper", settings, info, lambda channel, state: TtsSession(channel, state, settings)
+    )

@@ -7,7 +7,6 @@ import base64
 import binascii
 import logging
 import random
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -310,8 +309,3 @@ def _audio(body: dict[str, Any]) -> bytes | None:
         return base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise OrchestratorError("orchestrator sent reply audio that is not base64") from exc
-
-
-def elapsed_ms(start: float) -> float:
-    """Milliseconds since a `time.perf_counter()` reading."""
-    return (time.perf_counter() - start) * 1000.0

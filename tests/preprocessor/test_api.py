@@ -11,6 +11,8 @@ import pytest
 
 from services.kit.audio import from_pcm16, to_pcm16
 from services.preprocessor.app import build_app
+from services.preprocessor.backends.passthrough import PassthroughEngine
+from services.preprocessor.engine import DenoiseStream
 from services.preprocessor.settings import Settings
 from tests.helpers import run_server, wav_bytes
 
@@ -129,3 +131,37 @@ def test_missing_dfn_model_is_a_clear_not_ready(tmp_path) -> None:
         body = _wait_for_reason(url)
         assert body["status"] == "not_ready"
         assert "DeepFilterNet model not found" in str(body["reason"])
+
+
+class _BrokenEngine(PassthroughEngine):
+    """Loads, but its streams answer NaN: the self-check must keep the service not ready."""
+
+    name = "broken"
+
+    def open_stream(self, sample_rate: int) -> DenoiseStream:
+        return _NanStream()
+
+
+class _NanStream(DenoiseStream):
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        return np.full(len(samples), np.nan, dtype=np.float32)
+
+    def finish(self) -> np.ndarray:
+        return np.zeros(0, dtype=np.float32)
+
+
+def test_an_engine_failing_its_self_check_is_not_ready() -> None:
+    settings = Settings(engine="passthrough")
+    with run_server(build_app(settings, lambda _: _BrokenEngine()), ready_path=None) as url:
+        body = _wait_for_reason(url)
+        assert body["status"] == "not_ready"
+        assert "broken self-check produced invalid output" in str(body["reason"])
+        r = httpx.post(url + "/denoise/streaming", content=to_pcm16(_tone(16000, 0.2)))
+        _err(r, 503, "not_ready")
+
+
+def test_readiness_reports_the_self_check() -> None:
+    with run_server(build_app(Settings(engine="passthrough"))) as url:
+        body = httpx.get(url + "/health/ready").json()
+        assert body["model"] == "none" and body["realtime"] is True
+        assert isinstance(body["self_check_ms"], float) and body["self_check_ms"] >= 0

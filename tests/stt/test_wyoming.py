@@ -20,7 +20,7 @@ from wyoming.info import Describe, Info
 
 from services.stt.app import build_app
 from services.stt.settings import Settings
-from tests.helpers import WHISPER_BASE, run_server, synth_speech, wer
+from tests.helpers import WHISPER_BASE, free_port, run_server, synth_speech, wer
 from tests.stt.fakes import GatedEngine
 from tests.wyoming_client import (
     audio_events,
@@ -174,13 +174,20 @@ async def test_client_vanishing_mid_stream_and_mid_transcription(port, fake):
 async def test_describe_waits_for_readiness_and_readiness_shows_the_port():
     engine = GatedEngine()
     engine.block = True  # the startup self-check blocks: the service stays "loading"
-    app = build_app(_settings(), engine_factory=lambda _s: engine)
+    port = free_port()
+    app = build_app(_settings(wyoming_port=port), engine_factory=lambda _s: engine)
     with run_server(app, ready_path="/health/live") as base:
+        # The Wyoming server listens before the model loads: wait for the port to open.
         deadline = time.monotonic() + 10
-        while "wyoming" not in app.state.service.resources:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
-        port = app.state.service.resources["wyoming"].port
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            break
         async with client(port) as c:
             await c.write_event(Describe().event())
             err = await c.read_event()

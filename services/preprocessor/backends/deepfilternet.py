@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from services.preprocessor.backends.framing import FrameKernel, FrameStream, frame_lag_bound
 from services.preprocessor.engine import DenoiseEngine, DenoiseStream, EngineUnavailable
-from services.preprocessor.framing import FrameKernel, FrameStream, frame_lag_bound
 from services.preprocessor.settings import Settings
 
 _FLOAT_P = ctypes.POINTER(ctypes.c_float)
@@ -81,6 +81,7 @@ class DeepFilterNetEngine(DenoiseEngine):
     """DeepFilterNet3 at 48 kHz; other rates are resampled in and out."""
 
     name = "deepfilternet"
+    realtime = True
 
     def __init__(self, settings: Settings) -> None:
         self._lib, bundled, version = _load_library()

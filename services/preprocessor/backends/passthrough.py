@@ -22,6 +22,7 @@ class PassthroughEngine(DenoiseEngine):
 
     name = "passthrough"
     model = "none"
+    realtime = True
 
     def open_stream(self, sample_rate: int) -> DenoiseStream:
         """A stream that echoes its input."""

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from services.preprocessor.backends.framing import FrameKernel, FrameStream, frame_lag_bound
 from services.preprocessor.engine import DenoiseEngine, DenoiseStream, EngineUnavailable
-from services.preprocessor.framing import FrameKernel, FrameStream, frame_lag_bound
 
 _FLOAT_P = ctypes.POINTER(ctypes.c_float)
 # RNNoise's output trails its input by two 480-sample frames at 48 kHz, as measured.
@@ -48,6 +48,7 @@ class RNNoiseEngine(DenoiseEngine):
     """RNNoise at 48 kHz; other rates are resampled in and out."""
 
     name = "rnnoise"
+    realtime = True
     model = "rnnoise"
 
     def __init__(self, quality: str = "HQ") -> None:
