@@ -39,13 +39,13 @@ class FakeOrchestrator:
     requests: int = 0
     turns: Counter[str] = field(default_factory=Counter)  # session_id -> turns processed
     pipelines: list[str | None] = field(default_factory=list)
-    idempotency_keys: list[str] = field(default_factory=list)
+    request_ids: list[str] = field(default_factory=list)  # X-Request-ID of every request
     uploads: list[bytes] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)  # transcripts sent to /mcp/transcript
 
     def _gate(self, request: Request) -> Response | None:
         self.requests += 1
-        self.idempotency_keys.append(request.headers.get("idempotency-key", ""))
+        self.request_ids.append(request.headers.get("x-request-id", ""))
         if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
             return JSONResponse({"error": {"message": "invalid API key", "type": "auth"}}, 401)
         if self.fail_times > 0:

@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
+from services.client import OrchestratorClient, RetryPolicy
 from services.discord_bot.app import build_app
 from services.discord_bot.audio import FRAME_BYTES
 from services.discord_bot.handler import (
@@ -28,7 +29,6 @@ from services.discord_bot.sessions import SessionIds
 from services.discord_bot.settings import Settings, load_settings
 from services.discord_bot.vad import SileroDetector
 from services.kit.audio import resample
-from services.voice_client.orchestrator_client import OrchestratorClient, RetryPolicy
 from tests.helpers import ROOT, free_port, run_server, synth_speech
 from tests.voice_clients.fakes import REPLY_TEXT, FakeOrchestrator, FakeOutput, reply_wav
 
@@ -148,7 +148,7 @@ async def test_overloaded_orchestrator_is_retried_without_duplicate_turn(questio
     assert outcome.outcome == "played" and outcome.result is not None
     assert outcome.result.attempts == 3 and fake.requests == 3
     assert fake.turns == {handler.sessions.of(7, 42): 1}
-    assert len(set(fake.idempotency_keys)) == 1
+    assert len(set(fake.request_ids)) == 1
 
 
 @pytest.mark.slow
