@@ -52,6 +52,12 @@ class LiveSession:
                 due = started + (n + 1) * chunk_ms / 1000 / pace
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
 
+    async def truncate(self, item_id: str, audio_end_ms: int) -> None:
+        """Tell the server how much of an assistant reply was played, so memory keeps only that."""
+        await self.conn.conversation.item.truncate(
+            item_id=item_id, content_index=0, audio_end_ms=audio_end_ms
+        )
+
     async def events(self) -> AsyncIterator[RealtimeServerEvent]:
         """The server's events, parsed by the SDK, until the session closes."""
         async for ev in self.conn:
@@ -121,12 +127,13 @@ async def collect_turn(session: LiveSession, result: LiveResult) -> None:
         elif ev.type == "response.done":
             result.done = now
             result.status = ev.response.status or ""
-            result.response = _reply_transcript(ev)
+            result.response = reply_text(ev)
             break
     result.audio = b"".join(chunks)
 
 
-def _reply_transcript(ev: RealtimeServerEvent) -> str:
+def reply_text(ev: RealtimeServerEvent) -> str:
+    """The spoken reply's text from a `response.done` event ("" for other events)."""
     if ev.type != "response.done":
         return ""
     for item in ev.response.output or []:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
 from fastapi import FastAPI
 
 from services.client import OrchestratorClient, RetryPolicy
+from services.client.live import LiveSession, live_session
 from services.discord_bot.handler import UtteranceHandler
+from services.discord_bot.live import LiveOutput, LiveSpeaker, SpeakerFactory
 from services.discord_bot.metrics import BotMetrics
 from services.discord_bot.segmenter import UtteranceSegmenter
 from services.discord_bot.sessions import SessionIds
@@ -78,12 +81,46 @@ def make_handler(settings: Settings, metrics: BotMetrics) -> UtteranceHandler:
     )
 
 
+def live_speakers(settings: Settings, metrics: BotMetrics) -> SpeakerFactory:
+    """Live mode: each speaker's session on the orchestrator's WS /v1/realtime."""
+    key = settings.orchestrator_api_key
+    api_key = key.get_secret_value() if key else None
+
+    def opener(session_id: str) -> AbstractAsyncContextManager[LiveSession]:
+        return live_session(
+            settings.orchestrator_url,
+            api_key=api_key,
+            pipeline=settings.pipeline or "voice",
+            session_id=session_id,
+        )
+
+    def make(
+        session_id: str, user_name: str, output: LiveOutput, loop: asyncio.AbstractEventLoop
+    ) -> LiveSpeaker:
+        return LiveSpeaker(
+            opener,
+            session_id,
+            user_name,
+            output,
+            loop=loop,
+            metrics=metrics,
+            always_post_text=settings.always_post_text,
+            silence_pad_s=settings.live_silence_pad_ms / 1000,
+            reconnect_s=settings.retry_base_s,
+        )
+
+    return make
+
+
 def _discord_bot(
     settings: Settings, handler: UtteranceHandler, metrics: BotMetrics, state: ServiceState
 ) -> BotRunner:
     from services.discord_bot.discord_adapter import build_bot
 
-    return build_bot(settings, handler, metrics, state.readiness, segmenter_factory(settings))
+    speakers = live_speakers(settings, metrics) if settings.live else None
+    return build_bot(
+        settings, handler, metrics, state.readiness, segmenter_factory(settings), speakers
+    )
 
 
 def _gateway_ended(task: asyncio.Task[None], state: ServiceState) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +15,7 @@ from fastapi import FastAPI, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from services.discord_bot.handler import PlaybackUnavailable
+from services.discord_bot.live import BufferedReply
 from tests.helpers import synth_speech, wav_bytes
 
 REPLY_TEXT = "The answer is forty two."
@@ -186,6 +189,33 @@ class FakeOutput:
         if not self.can_play:
             raise PlaybackUnavailable("not connected to a voice channel")
         self.played.append(pcm48_stereo)
+
+    async def send_text(self, text: str) -> None:
+        self.texts.append(text)
+
+
+@dataclass
+class FakeLiveOutput:
+    """Stands in for the voice channel in live mode: a player that reads 20 ms frames in time."""
+
+    can_play: bool = True
+    replies: list[BufferedReply] = field(default_factory=list)
+    played: list[bytearray] = field(default_factory=list)  # what each reply's player read
+    texts: list[str] = field(default_factory=list)
+
+    def start_reply(self, reply: BufferedReply) -> None:
+        if not self.can_play:
+            raise PlaybackUnavailable("not connected to a voice channel")
+        self.replies.append(reply)
+        heard = bytearray()
+        self.played.append(heard)
+
+        def player() -> None:  # as discord.py's player thread: one frame per 20 ms
+            while frame := reply.read_frame():
+                heard.extend(frame)
+                time.sleep(0.02)
+
+        threading.Thread(target=player, daemon=True).start()
 
     async def send_text(self, text: str) -> None:
         self.texts.append(text)

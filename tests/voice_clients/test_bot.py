@@ -362,3 +362,11 @@ def test_sink_removes_dave_encryption_then_decodes_opus_per_user():
     mono = pcm48_stereo_to_16k_mono(decoded)[1600:]
     spec = np.abs(np.fft.rfft(mono))
     assert abs(np.fft.rfftfreq(len(mono), 1 / 16000)[int(np.argmax(spec))] - 440) < 3
+
+
+def test_live_mode_refuses_a_wake_phrase():
+    with pytest.raises(
+        ValueError, match="DISCORD_LIVE cannot be combined with DISCORD_WAKE_PHRASE"
+    ):
+        Settings(bot_token="t", live=True, wake_phrase="hey jarvis")
+    assert Settings(bot_token="t", live=True).live
