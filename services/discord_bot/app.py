@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from services.client import OrchestratorClient, RetryPolicy
 from services.client.live import LiveSession, live_session
 from services.discord_bot.handler import UtteranceHandler
-from services.discord_bot.live import LiveOutput, LiveSpeaker, SpeakerFactory
+from services.discord_bot.live import LiveConfig
 from services.discord_bot.metrics import BotMetrics
 from services.discord_bot.segmenter import UtteranceSegmenter
 from services.discord_bot.sessions import SessionIds
@@ -81,7 +81,7 @@ def make_handler(settings: Settings, metrics: BotMetrics) -> UtteranceHandler:
     )
 
 
-def live_speakers(settings: Settings, metrics: BotMetrics) -> SpeakerFactory:
+def live_config(settings: Settings, metrics: BotMetrics) -> LiveConfig:
     """Live mode: each speaker's session on the orchestrator's WS /v1/realtime."""
     key = settings.orchestrator_api_key
     api_key = key.get_secret_value() if key else None
@@ -94,22 +94,13 @@ def live_speakers(settings: Settings, metrics: BotMetrics) -> SpeakerFactory:
             session_id=session_id,
         )
 
-    def make(
-        session_id: str, user_name: str, output: LiveOutput, loop: asyncio.AbstractEventLoop
-    ) -> LiveSpeaker:
-        return LiveSpeaker(
-            opener,
-            session_id,
-            user_name,
-            output,
-            loop=loop,
-            metrics=metrics,
-            always_post_text=settings.always_post_text,
-            silence_pad_s=settings.live_silence_pad_ms / 1000,
-            reconnect_s=settings.retry_base_s,
-        )
-
-    return make
+    return LiveConfig(
+        opener,
+        metrics=metrics,
+        always_post_text=settings.always_post_text,
+        silence_pad_s=settings.live_silence_pad_ms / 1000,
+        reconnect_s=settings.retry_base_s,
+    )
 
 
 def _discord_bot(
@@ -117,10 +108,8 @@ def _discord_bot(
 ) -> BotRunner:
     from services.discord_bot.discord_adapter import build_bot
 
-    speakers = live_speakers(settings, metrics) if settings.live else None
-    return build_bot(
-        settings, handler, metrics, state.readiness, segmenter_factory(settings), speakers
-    )
+    live = live_config(settings, metrics) if settings.live else None
+    return build_bot(settings, handler, metrics, state.readiness, segmenter_factory(settings), live)
 
 
 def _gateway_ended(task: asyncio.Task[None], state: ServiceState) -> None:

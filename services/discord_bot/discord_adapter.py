@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from services.discord_bot.handler import PlaybackUnavailable, UtteranceHandler
-from services.discord_bot.live import BufferedReply, LiveReceiver, SpeakerFactory
+from services.discord_bot.live import BufferedReply, LiveConfig, LiveReceiver
 from services.discord_bot.metrics import BotMetrics
 from services.discord_bot.receiver import SegmenterFactory, VoiceReceiver
 from services.discord_bot.settings import Settings
@@ -182,11 +182,11 @@ def build_bot(
     metrics: BotMetrics,
     readiness: Readiness,
     segmenter_factory: SegmenterFactory,
-    live_speakers: SpeakerFactory | None = None,
+    live: LiveConfig | None = None,
 ) -> DiscordBot:
     """A commands.Bot with /join and /leave (and !join/!leave if text commands are on).
 
-    With `live_speakers` each speaker talks over a live session instead of utterances.
+    With `live` each speaker talks over a live session instead of utterances.
     """
     import discord
     from discord.ext import commands, voice_recv
@@ -265,10 +265,8 @@ def build_bot(
         output = ChannelOutput(vc, ctx.channel)
         loop = asyncio.get_running_loop()
         receiver: Receiver
-        if live_speakers is not None:
-            receiver = LiveReceiver(
-                ctx.guild.id, live_speakers, handler.sessions, output, loop=loop
-            )
+        if live is not None:
+            receiver = LiveReceiver(ctx.guild.id, live, handler.sessions, output, loop=loop)
         else:
             receiver = VoiceReceiver(
                 ctx.guild.id,

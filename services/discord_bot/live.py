@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -115,42 +116,39 @@ class _Response:
     upsampler: Upsampler = field(default_factory=Upsampler)
 
 
+@dataclass(frozen=True)
+class LiveConfig:
+    """What every speaker's session shares, built once from settings."""
+
+    opener: SessionOpener
+    metrics: BotMetrics | None = None
+    always_post_text: bool = False
+    chunk_ms: int = 40
+    silence_pad_s: float = 2.0  # silence sent after a speaker goes quiet
+    reconnect_s: float = 1.0  # least time between a failed session and the next try
+    on_outcome: Callable[[str], None] | None = None
+
+
 class LiveSpeaker:
     """One speaker's live session: audio up at real-time pace, reply down, barge-in.
 
     `feed` may be called from the voice library's receive thread. The session opens on the
     speaker's first audio and again on new audio after it ended (failures are told once and
     retried no sooner than `reconnect_s` later). Discord sends nothing while a user is quiet,
-    so up to `silence_pad_s` of silence is sent after their audio stops: the server's VAD
-    needs it to hear the end of the turn.
+    so up to `silence_pad_s` of silence is sent after their audio: the server's VAD needs it
+    to hear the end of the turn.
     """
 
     def __init__(
         self,
-        opener: SessionOpener,
+        config: LiveConfig,
         session_id: str,
         user_name: str,
         output: LiveOutput,
-        *,
         loop: asyncio.AbstractEventLoop,
-        metrics: BotMetrics | None = None,
-        always_post_text: bool = False,
-        chunk_ms: int = 40,
-        silence_pad_s: float = 2.0,
-        reconnect_s: float = 1.0,
-        on_outcome: Callable[[str], None] | None = None,
     ) -> None:
-        self.opener = opener
-        self.session_id = session_id
-        self.user_name = user_name
-        self.output = output
-        self.loop = loop
-        self.metrics = metrics
-        self.always_post_text = always_post_text
-        self.chunk_s = chunk_ms / 1000
-        self.silence_pad_s = silence_pad_s
-        self.reconnect_s = reconnect_s
-        self.on_outcome = on_outcome
+        self.config, self.session_id, self.user_name = config, session_id, user_name
+        self.output, self.loop = output, loop
         self._lock = threading.Lock()
         self._resampler = StreamResampler(rate=LIVE_RATE)
         self._pending = bytearray()
@@ -174,7 +172,10 @@ class LiveSpeaker:
         self._wake.set()
         if self._closed or (self._task is not None and not self._task.done()):
             return
-        if self._failed_at is not None and time.monotonic() - self._failed_at < self.reconnect_s:
+        if (
+            self._failed_at is not None
+            and time.monotonic() - self._failed_at < self.config.reconnect_s
+        ):
             return
         self._task = self.loop.create_task(self._run(), name=f"live-{self.session_id[-8:]}")
 
@@ -189,7 +190,7 @@ class LiveSpeaker:
 
     async def _run(self) -> None:
         try:
-            async with self.opener(self.session_id) as session:
+            async with self.config.opener(self.session_id) as session:
                 # Either side failing (or the server closing the socket) ends the session.
                 tasks = {
                     asyncio.create_task(self._send(session)),
@@ -220,8 +221,9 @@ class LiveSpeaker:
             return data
 
     async def _send(self, session: LiveSession) -> None:
-        silence = bytes(2 * int(LIVE_RATE * self.chunk_s))
-        padded_s = self.silence_pad_s  # silence owed after the audio last sent: none yet
+        chunk_s, pad_s = self.config.chunk_ms / 1000, self.config.silence_pad_s
+        silence = bytes(2 * int(LIVE_RATE * chunk_s))
+        padded_s = pad_s  # silence owed after the audio last sent: none yet
         while True:
             data = self._take()
             if data:
@@ -229,11 +231,11 @@ class LiveSpeaker:
                 padded_s = 0.0
             elif time.monotonic() - self._last_audio < _GAP_S:
                 pass  # packet jitter, not a pause
-            elif padded_s < self.silence_pad_s:
+            elif padded_s < pad_s:
                 # Counted from what was sent, not received: audio that waited for the session
                 # to open still gets its silence after it.
                 await session.append(silence)
-                padded_s += self.chunk_s
+                padded_s += chunk_s
             else:
                 # Padded enough: wait for the speaker's next audio instead of streaming zeros.
                 self._wake.clear()
@@ -242,7 +244,7 @@ class LiveSpeaker:
                 if waiting:
                     await self._wake.wait()
                 continue
-            await asyncio.sleep(self.chunk_s)
+            await asyncio.sleep(chunk_s)
 
     async def _receive(self, session: LiveSession) -> None:
         current = _Response()
@@ -279,8 +281,8 @@ class LiveSpeaker:
         except PlaybackUnavailable as exc:
             log.info("playback impossible, posting text", extra={"reason": str(exc)})
             return _Response(item_id=current.item_id, playable=False)
-        if self.metrics is not None and stopped_at is not None:
-            self.metrics.turn_latency.observe(time.perf_counter() - stopped_at)
+        if self.config.metrics is not None and stopped_at is not None:
+            self.config.metrics.turn_latency.observe(time.perf_counter() - stopped_at)
         started = _Response(reply, current.item_id)
         self._playing = started
         return started
@@ -315,7 +317,7 @@ class LiveSpeaker:
             self._record("interrupted")
             return
         self._record("played" if current.reply is not None else "posted")
-        if current.reply is None or self.always_post_text:
+        if current.reply is None or self.config.always_post_text:
             text = f"**{self.user_name}:** {transcript or ''}\n**Assistant:** {reply_text(ev)}"
             await self._tell(text)
 
@@ -325,10 +327,10 @@ class LiveSpeaker:
         self._playing = None
 
     def _record(self, outcome: str) -> None:
-        if self.metrics is not None:
-            self.metrics.utterances.labels(outcome).inc()
-        if self.on_outcome is not None:
-            self.on_outcome(outcome)
+        if self.config.metrics is not None:
+            self.config.metrics.utterances.labels(outcome).inc()
+        if self.config.on_outcome is not None:
+            self.config.on_outcome(outcome)
 
     async def _tell(self, text: str) -> None:
         try:
@@ -337,27 +339,20 @@ class LiveSpeaker:
             log.warning("could not post a message", extra={"error": type(exc).__name__})
 
 
-# Makes one speaker's session: (conversation id, user name, output, event loop).
-SpeakerFactory = Callable[[str, str, LiveOutput, asyncio.AbstractEventLoop], LiveSpeaker]
-
-
 class LiveReceiver:
     """A guild's speakers, each with their own live session (the same calls as VoiceReceiver)."""
 
     def __init__(
         self,
         guild_id: int,
-        make_speaker: SpeakerFactory,
+        config: LiveConfig,
         sessions: SessionIds,
         output: LiveOutput,
         *,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        self.guild_id = guild_id
-        self.make_speaker = make_speaker
-        self.sessions = sessions
-        self.output = output
-        self.loop = loop
+        self.guild_id, self.sessions, self.loop = guild_id, sessions, loop
+        self._new_speaker = functools.partial(LiveSpeaker, config, output=output, loop=loop)
         self._speakers: dict[int, LiveSpeaker] = {}
         self._lock = threading.Lock()  # feed() and user_left() may run on different threads
 
@@ -367,7 +362,7 @@ class LiveReceiver:
             found = self._speakers.get(user_id)
             if found is None:
                 session_id = self.sessions.of(self.guild_id, user_id)
-                found = self.make_speaker(session_id, user_name, self.output, self.loop)
+                found = self._new_speaker(session_id, user_name)
                 self._speakers[user_id] = found
             return found
 

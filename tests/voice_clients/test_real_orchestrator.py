@@ -20,7 +20,7 @@ from services.client import OrchestratorClient, RetryPolicy
 from services.client.live import LiveSession, live_session
 from services.discord_bot.audio import FRAME_BYTES
 from services.discord_bot.handler import Utterance, UtteranceHandler
-from services.discord_bot.live import LiveSpeaker
+from services.discord_bot.live import LiveConfig, LiveSpeaker
 from services.discord_bot.metrics import BotMetrics
 from services.discord_bot.segmenter import Segment
 from services.discord_bot.sessions import SessionIds
@@ -198,25 +198,20 @@ def _live_speaker(base: str, out: FakeLiveOutput, outcomes: list[str], **kw: Any
     def opener(session_id: str) -> AbstractAsyncContextManager[LiveSession]:
         return live_session(base, pipeline="voice", session_id=session_id)
 
-    return LiveSpeaker(
-        opener,
-        SessionIds(b"test-secret").of(5, 6),
-        "ann",
-        out,
-        loop=asyncio.get_running_loop(),
-        on_outcome=outcomes.append,
-        **kw,
-    )
+    config = LiveConfig(opener, on_outcome=outcomes.append, **kw)
+    session_id = SessionIds(b"test-secret").of(5, 6)
+    return LiveSpeaker(config, session_id, "ann", out, asyncio.get_running_loop())
 
 
 async def test_bot_live_session_streams_the_reply_and_remembers(tmp_path, stages, question_wav):
     """Live mode: Discord frames up, the server's VAD ends the turn, the reply plays as it comes."""
     knobs, stage_url = stages
     knobs.reset()
+    knobs.transcript = "what is the weather like"
     knobs.reply = reply = "It is sunny. Take a hat."
     knobs.tts_seconds = 0.4
     frames = _discord_frames(decode_audio(question_wav, 16000).samples)
-    out, outcomes = FakeLiveOutput(), []
+    out, outcomes = FakeLiveOutput(), list[str]()
     metrics = BotMetrics()
     with real_orchestrator(tmp_path, stage_url) as base:
         speaker = _live_speaker(base, out, outcomes, metrics=metrics)
@@ -241,11 +236,12 @@ async def test_bot_live_barge_in_stops_the_reply_and_memory_keeps_what_was_playe
     """Speaking over a reply stops its playback at once and trims the remembered reply."""
     knobs, stage_url = stages
     knobs.reset()
+    knobs.transcript = "what is the weather like"
     knobs.reply = "One two three four. Five six seven eight. Nine ten eleven twelve."
     knobs.token_delay_s = 0.25  # still writing when the user cuts in
     knobs.tts_seconds = 1.5
     frames = _discord_frames(decode_audio(question_wav, 16000).samples)
-    out, outcomes = FakeLiveOutput(), []
+    out, outcomes = FakeLiveOutput(), list[str]()
     with real_orchestrator(tmp_path, stage_url) as base:
         speaker = _live_speaker(base, out, outcomes)
         await _speak(speaker, frames)
@@ -269,10 +265,11 @@ async def test_bot_live_cut_after_the_reply_was_sent_trims_memory_to_what_was_pl
     """The whole reply arrived at once; the user cuts in while it plays: truncate trims memory."""
     knobs, stage_url = stages
     knobs.reset()
+    knobs.transcript = "what is the weather like"
     knobs.reply = "One two three four. Five six seven eight. Nine ten eleven twelve."
     knobs.tts_seconds = 2.0  # 6 s of reply audio, all sent long before it has played
     frames = _discord_frames(decode_audio(question_wav, 16000).samples)
-    out, outcomes = FakeLiveOutput(), []
+    out, outcomes = FakeLiveOutput(), list[str]()
     with real_orchestrator(tmp_path, stage_url) as base:
         speaker = _live_speaker(base, out, outcomes)
         await _speak(speaker, frames)
