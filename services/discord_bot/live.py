@@ -36,6 +36,9 @@ log = logging.getLogger("discord_bot.live")
 FRAME_MS = 20  # one Discord frame (FRAME_BYTES of 48 kHz stereo PCM16)
 # A gap in a speaker's packets longer than this is silence to pad (shorter ones are jitter).
 _GAP_S = 0.1
+# Audio kept while no session takes it (opening, or waiting to retry): the newest 10 s, well
+# under the server's 1 MiB per append.
+_MAX_PENDING_BYTES = 10 * LIVE_RATE * 2
 
 # Opens a live session for a conversation id (production: services.client.live.live_session).
 SessionOpener = Callable[[str], AbstractAsyncContextManager[LiveSession]]
@@ -165,6 +168,7 @@ class LiveSpeaker:
             return
         with self._lock:
             self._pending += to_pcm16(self._resampler.feed(pcm48_stereo))
+            del self._pending[:-_MAX_PENDING_BYTES]
             self._last_audio = time.monotonic()
         self.loop.call_soon_threadsafe(self._audio_arrived)
 

@@ -8,12 +8,14 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 import numpy as np
 import pytest
 
 from services.client import OrchestratorClient, RetryPolicy
+from services.client.live import LiveSession, live_session
 from services.discord_bot.app import build_app
 from services.discord_bot.audio import FRAME_BYTES
 from services.discord_bot.handler import (
@@ -22,6 +24,7 @@ from services.discord_bot.handler import (
     has_wake_phrase,
     strip_wake_phrase,
 )
+from services.discord_bot.live import LiveConfig, LiveSpeaker
 from services.discord_bot.metrics import BotMetrics
 from services.discord_bot.receiver import VoiceReceiver
 from services.discord_bot.segmenter import Segment, UtteranceSegmenter
@@ -30,7 +33,13 @@ from services.discord_bot.settings import Settings, load_settings
 from services.discord_bot.vad import SileroDetector
 from services.kit.audio import resample
 from tests.helpers import ROOT, free_port, run_server, synth_speech
-from tests.voice_clients.fakes import REPLY_TEXT, FakeOrchestrator, FakeOutput, reply_wav
+from tests.voice_clients.fakes import (
+    REPLY_TEXT,
+    FakeLiveOutput,
+    FakeOrchestrator,
+    FakeOutput,
+    reply_wav,
+)
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
 
@@ -370,3 +379,35 @@ def test_live_mode_refuses_a_wake_phrase():
     ):
         Settings(bot_token="t", live=True, wake_phrase="hey jarvis")
     assert Settings(bot_token="t", live=True).live
+
+
+async def test_live_speaker_reports_a_session_that_cannot_open_and_retries_on_new_audio():
+    """Orchestrator down: one clear message, no crash; new audio after reconnect_s tries again."""
+    url = f"http://127.0.0.1:{free_port()}"
+    tries: list[str] = []
+
+    def opener(session_id: str) -> AbstractAsyncContextManager[LiveSession]:
+        tries.append(session_id)
+        return live_session(url, session_id=session_id)
+
+    out, outcomes = FakeLiveOutput(), list[str]()
+    config = LiveConfig(opener, on_outcome=outcomes.append, reconnect_s=0.5)
+    speaker = LiveSpeaker(config, "s-1", "ann", out, asyncio.get_running_loop())
+    frame = bytes(FRAME_BYTES)
+    speaker.feed(frame)
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if outcomes:
+            break
+    speaker.feed(frame)  # too soon after the failure: no new attempt
+    await asyncio.sleep(0.1)
+    assert outcomes == ["error"] and tries == ["s-1"]
+    assert len(out.texts) == 1 and "Sorry ann, I could not reach the assistant" in out.texts[0]
+    await asyncio.sleep(0.5)
+    speaker.feed(frame)
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if len(outcomes) == 2:
+            break
+    await speaker.close()
+    assert tries == ["s-1", "s-1"] and outcomes == ["error", "error"]
