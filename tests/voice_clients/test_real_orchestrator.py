@@ -31,6 +31,8 @@ from tests.voice_clients.fakes import FakeLiveOutput, FakeOutput
 
 pytestmark = pytest.mark.slow
 
+COUNTING = "One two three four. Five six seven eight. Nine ten eleven twelve."
+
 
 @pytest.fixture(scope="module")
 def stages() -> Iterator[tuple[Knobs, str]]:
@@ -194,6 +196,27 @@ async def _until(check: Callable[[], bool], what: str, seen: object = None) -> N
         await asyncio.sleep(0.05)
 
 
+def _live_knobs(knobs: Knobs, reply: str, tts_seconds: float, token_delay_s: float = 0.0) -> None:
+    """A healthy fake mesh that hears the question and answers `reply`."""
+    knobs.reset()
+    knobs.transcript = "what is the weather like"
+    knobs.reply = reply
+    knobs.tts_seconds = tts_seconds
+    knobs.token_delay_s = token_delay_s
+
+
+def _remembered_replies(knobs: Knobs) -> list[str]:
+    """The assistant turns of the history the last LLM call was given."""
+    llm = [q for q in knobs.requests if q["endpoint"] == "llm"]
+    return [m["content"] for m in llm[-1]["messages"] if m["role"] == "assistant"]
+
+
+@pytest.fixture(scope="module")
+def frames(question_wav: bytes) -> list[bytes]:
+    """The spoken question as Discord delivers it."""
+    return _discord_frames(decode_audio(question_wav, 16000).samples)
+
+
 def _live_speaker(base: str, out: FakeLiveOutput, outcomes: list[str], **kw: Any) -> LiveSpeaker:
     def opener(session_id: str) -> AbstractAsyncContextManager[LiveSession]:
         return live_session(base, pipeline="voice", session_id=session_id)
@@ -203,14 +226,11 @@ def _live_speaker(base: str, out: FakeLiveOutput, outcomes: list[str], **kw: Any
     return LiveSpeaker(config, session_id, "ann", out, asyncio.get_running_loop())
 
 
-async def test_bot_live_session_streams_the_reply_and_remembers(tmp_path, stages, question_wav):
+async def test_bot_live_session_streams_the_reply_and_remembers(tmp_path, stages, frames):
     """Live mode: Discord frames up, the server's VAD ends the turn, the reply plays as it comes."""
     knobs, stage_url = stages
-    knobs.reset()
-    knobs.transcript = "what is the weather like"
-    knobs.reply = reply = "It is sunny. Take a hat."
-    knobs.tts_seconds = 0.4
-    frames = _discord_frames(decode_audio(question_wav, 16000).samples)
+    reply = "It is sunny. Take a hat."
+    _live_knobs(knobs, reply, tts_seconds=0.4)
     out, outcomes = FakeLiveOutput(), list[str]()
     metrics = BotMetrics()
     with real_orchestrator(tmp_path, stage_url) as base:
@@ -228,19 +248,16 @@ async def test_bot_live_session_streams_the_reply_and_remembers(tmp_path, stages
     llm = [q for q in knobs.requests if q["endpoint"] == "llm"]
     history = [(m["role"], m["content"]) for m in llm[-1]["messages"][1:]]
     assert history[:2] == [("user", "what is the weather like"), ("assistant", reply)]
+    assert _remembered_replies(knobs) == [reply]
 
 
 async def test_bot_live_barge_in_stops_the_reply_and_memory_keeps_what_was_played(
-    tmp_path, stages, question_wav
+    tmp_path, stages, frames
 ):
     """Speaking over a reply stops its playback at once and trims the remembered reply."""
     knobs, stage_url = stages
-    knobs.reset()
-    knobs.transcript = "what is the weather like"
-    knobs.reply = "One two three four. Five six seven eight. Nine ten eleven twelve."
-    knobs.token_delay_s = 0.25  # still writing when the user cuts in
-    knobs.tts_seconds = 1.5
-    frames = _discord_frames(decode_audio(question_wav, 16000).samples)
+    # The model is still writing (0.25 s a word) when the user cuts in.
+    _live_knobs(knobs, COUNTING, tts_seconds=1.5, token_delay_s=0.25)
     out, outcomes = FakeLiveOutput(), list[str]()
     with real_orchestrator(tmp_path, stage_url) as base:
         speaker = _live_speaker(base, out, outcomes)
@@ -254,21 +271,16 @@ async def test_bot_live_barge_in_stops_the_reply_and_memory_keeps_what_was_playe
         await speaker.close()
     assert outcomes[0] == "interrupted" and outcomes[-1] == "played"
     assert played_s < 3 * 1.5  # cut before the three sentences had played
-    llm = [q for q in knobs.requests if q["endpoint"] == "llm"]
-    assistant = [m["content"] for m in llm[-1]["messages"] if m["role"] == "assistant"]
+    assistant = _remembered_replies(knobs)
     assert assistant and "Nine" not in assistant[0]  # memory: only what was played
 
 
 async def test_bot_live_cut_after_the_reply_was_sent_trims_memory_to_what_was_played(
-    tmp_path, stages, question_wav
+    tmp_path, stages, frames
 ):
     """The whole reply arrived at once; the user cuts in while it plays: truncate trims memory."""
     knobs, stage_url = stages
-    knobs.reset()
-    knobs.transcript = "what is the weather like"
-    knobs.reply = "One two three four. Five six seven eight. Nine ten eleven twelve."
-    knobs.tts_seconds = 2.0  # 6 s of reply audio, all sent long before it has played
-    frames = _discord_frames(decode_audio(question_wav, 16000).samples)
+    _live_knobs(knobs, COUNTING, tts_seconds=2.0)  # 6 s of audio, sent long before it plays
     out, outcomes = FakeLiveOutput(), list[str]()
     with real_orchestrator(tmp_path, stage_url) as base:
         speaker = _live_speaker(base, out, outcomes)
@@ -282,6 +294,5 @@ async def test_bot_live_cut_after_the_reply_was_sent_trims_memory_to_what_was_pl
         await _until(lambda: len(outcomes) == 2, "the answer to the second question", outcomes)
         await speaker.close()
     assert played_s < 4.0
-    llm = [q for q in knobs.requests if q["endpoint"] == "llm"]
-    assistant = [m["content"] for m in llm[-1]["messages"] if m["role"] == "assistant"]
+    assistant = _remembered_replies(knobs)
     assert assistant[0].startswith("One") and "Nine" not in assistant[0]
