@@ -411,3 +411,43 @@ async def test_live_speaker_reports_a_session_that_cannot_open_and_retries_on_ne
             break
     await speaker.close()
     assert tries == ["s-1", "s-1"] and outcomes == ["error", "error"]
+
+
+class _FakeVoiceClient:
+    """The part of discord.py's VoiceClient that ChannelOutput uses."""
+
+    def __init__(self, connected: bool = True) -> None:
+        self.connected = connected
+        self.source: object | None = None
+
+    def is_connected(self) -> bool:
+        return self.connected
+
+    def is_playing(self) -> bool:
+        return self.source is not None
+
+    def play(self, source: object, **_: object) -> None:
+        self.source = source
+
+
+def test_live_reply_plays_through_a_real_discord_audio_source():
+    import discord
+
+    from services.discord_bot.discord_adapter import ChannelOutput
+    from services.discord_bot.handler import PlaybackUnavailable
+    from services.discord_bot.live import BufferedReply
+
+    vc = _FakeVoiceClient()
+    reply = BufferedReply()
+    ChannelOutput(vc, None).start_reply(reply)
+    source = vc.source
+    assert isinstance(source, discord.AudioSource) and not source.is_opus()
+    reply.write(b"\x03" * FRAME_BYTES)
+    assert source.read() == b"\x03" * FRAME_BYTES  # what discord.py's player thread reads
+    assert source.read() == bytes(FRAME_BYTES)  # still arriving: silence, playback goes on
+    reply.finish()
+    assert source.read() == b""  # the end: discord.py stops the player
+    with pytest.raises(PlaybackUnavailable, match="another reply"):
+        ChannelOutput(vc, None).start_reply(BufferedReply())
+    with pytest.raises(PlaybackUnavailable, match="not connected"):
+        ChannelOutput(_FakeVoiceClient(connected=False), None).start_reply(BufferedReply())
