@@ -4,7 +4,7 @@ Starts the offline-profile mesh (as bench_e2e.py does: local processes, free por
 voice pipeline with the shipped LLM max_tokens 64) and asks the same spoken questions two
 ways, alternating:
 
-- `WS /v1/realtime` through the openai SDK (`services.voice_client.live`): the question streamed
+- `WS /v1/realtime` through the openai SDK (`services.client.live`): the question streamed
   at real-time pace in 40 ms chunks, then silence; the server's VAD ends the turn. Timed on the
   client from the last speech chunk sent to the first `response.output_audio.delta` (this
   includes the VAD's 500 ms silence wait), and the server's own `speech_stopped` → first
@@ -45,7 +45,8 @@ from bench_e2e import (  # noqa: E402
     voice_turn,
 )
 
-from services.voice_client.live import live_turn  # noqa: E402
+from services.client.live import RATE, live_turn  # noqa: E402
+from services.kit.audio import decode_audio, to_pcm16  # noqa: E402
 from tests.helpers import echo_llm_app, run_server, synth_speech, wav_bytes  # noqa: E402
 
 MAX_TOKENS = 64
@@ -67,6 +68,8 @@ def main() -> None:
     args = ap.parse_args()
     rounds = 1 if args.quick else args.rounds
     clips = {q: wav_bytes(*synth_speech(q, 16000)) for q in QUESTIONS}
+    # The live session takes 24 kHz PCM16: the same recordings, resampled once.
+    pcm = {q: to_pcm16(decode_audio(wav, RATE).samples) for q, wav in clips.items()}
     live_first: list[float] = []
     live_server: list[float] = []
     live_done: list[float] = []
@@ -91,7 +94,7 @@ def main() -> None:
             base = mesh.url("orchestrator")
             # Warm-up: the first turn of each kind loads what is loaded lazily.
             voice_turn(http, clips[QUESTIONS[0]], "warm")
-            asyncio.run(live_turn(base, clips[QUESTIONS[0]], api_key=API_KEY, session_id="warm-rt"))
+            asyncio.run(live_turn(base, pcm[QUESTIONS[0]], api_key=API_KEY, session_id="warm-rt"))
             for r in range(rounds):
                 for i, q in enumerate(QUESTIONS):
                     sid = f"bench-{r}-{i}"
@@ -101,7 +104,7 @@ def main() -> None:
                     else:
                         failures.append(f"voice: {turn.status} {turn.error[:120]}")
                     res = asyncio.run(
-                        live_turn(base, clips[q], api_key=API_KEY, session_id=sid + "-rt")
+                        live_turn(base, pcm[q], api_key=API_KEY, session_id=sid + "-rt")
                     )
                     first = res.since_speech_end(res.first_audio)
                     if res.status != "completed" or first is None:

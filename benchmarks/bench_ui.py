@@ -75,14 +75,14 @@ def _handler_timing(orch: str, text: str, n: int) -> tuple[float, float]:
     """The UI's own work per turn (client call, stage table, WAV decode) without Gradio."""
     import asyncio
 
+    from services.client import OrchestratorClient, PipelineCatalog
     from services.kit.http import make_client
-    from services.testing_ui.client import OrchestratorClient, PipelineCatalog
     from services.testing_ui.settings import Settings
     from services.testing_ui.ui import Page
 
     async def run() -> tuple[float, float]:
         http = make_client(10)
-        page = Page(OrchestratorClient(orch, http), Settings())
+        page = Page(OrchestratorClient(orch, http=http), Settings())
         samples = []
         for i in range(n + 2):
             t0 = time.perf_counter()

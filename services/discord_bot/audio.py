@@ -34,14 +34,15 @@ def wav_to_pcm48_stereo(wav: bytes) -> bytes:
 
 
 class StreamResampler:
-    """48 kHz stereo PCM16 chunks in, 16 kHz mono blocks out, resampled in fixed blocks.
+    """48 kHz stereo PCM16 chunks in, mono blocks at `rate` (16 kHz) out, in fixed blocks.
 
     Discord delivers 20 ms frames; resampling each alone would put a filter edge every
     20 ms, so frames are gathered into `block_ms` blocks first.
     """
 
-    def __init__(self, block_ms: int = 100) -> None:
+    def __init__(self, block_ms: int = 100, rate: int = PIPELINE_RATE) -> None:
         self._block = DISCORD_RATE * block_ms // 1000
+        self._rate = rate
         self._pending = np.zeros(0, dtype=np.float32)
 
     def feed(self, pcm: bytes) -> np.ndarray:
@@ -51,11 +52,34 @@ class StreamResampler:
         if usable == 0:
             return np.zeros(0, dtype=np.float32)
         ready, self._pending = self._pending[:usable], self._pending[usable:]
-        return resample(ready, DISCORD_RATE, PIPELINE_RATE)
+        return resample(ready, DISCORD_RATE, self._rate)
 
     def flush(self) -> np.ndarray:
         """Resample and return what is left."""
         ready, self._pending = self._pending, np.zeros(0, dtype=np.float32)
         if len(ready) == 0:
             return ready
-        return resample(ready, DISCORD_RATE, PIPELINE_RATE)
+        return resample(ready, DISCORD_RATE, self._rate)
+
+
+class Upsampler:
+    """24 kHz mono PCM16 (live reply deltas) to 48 kHz stereo PCM16, seamless across deltas.
+
+    Linear interpolation carrying the last sample of the previous delta: resampling each
+    100 ms delta alone would put a filter edge (a click) at every delta boundary.
+    """
+
+    def __init__(self) -> None:
+        self._last: float | None = None
+
+    def feed(self, pcm24: bytes) -> bytes:
+        """One delta in, the same stretch of audio at 48 kHz stereo out."""
+        x = np.frombuffer(pcm24[: len(pcm24) - len(pcm24) % 2], dtype="<i2").astype(np.float32)
+        if x.size == 0:
+            return b""
+        prev = np.concatenate([[x[0] if self._last is None else self._last], x[:-1]])
+        out = np.empty(2 * x.size, dtype=np.float32)
+        out[0::2] = (prev + x) / 2  # the point half-way to this sample
+        out[1::2] = x
+        self._last = float(x[-1])
+        return np.repeat(out.round().astype("<i2"), DISCORD_CHANNELS).tobytes()

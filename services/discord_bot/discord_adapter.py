@@ -11,9 +11,10 @@ import io
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from services.discord_bot.handler import PlaybackUnavailable, UtteranceHandler
+from services.discord_bot.live import BufferedReply, LiveConfig, LiveReceiver
 from services.discord_bot.metrics import BotMetrics
 from services.discord_bot.receiver import SegmenterFactory, VoiceReceiver
 from services.discord_bot.settings import Settings
@@ -56,12 +57,46 @@ class ChannelOutput:
             if error is not None:
                 raise PlaybackUnavailable(f"playback stopped: {type(error).__name__}")
 
+    def start_reply(self, reply: BufferedReply) -> None:
+        """Live mode: play `reply` while it fills; it ends when finished or interrupted."""
+        import discord
+
+        class Streamed(discord.AudioSource):
+            def read(self) -> bytes:  # the player thread asks every 20 ms
+                return reply.read_frame()
+
+        if not self.voice_client.is_connected():
+            raise PlaybackUnavailable("not connected to a voice channel")
+        if self.voice_client.is_playing():
+            # One source per voice client: another speaker's reply is still playing.
+            raise PlaybackUnavailable("another reply is playing")
+        try:
+            self.voice_client.play(Streamed())
+        except (discord.ClientException, discord.opus.OpusNotLoaded, TypeError) as exc:
+            raise PlaybackUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
     async def send_text(self, text: str) -> None:
         """Post a message; discord.py waits out HTTP 429s by itself."""
         await self.text_channel.send(text)
 
 
-def _make_sink(receiver: VoiceReceiver) -> Any:
+class Receiver(Protocol):
+    """What the sink feeds: VoiceReceiver (utterances) or LiveReceiver (live sessions)."""
+
+    def feed(self, user_id: int, user_name: str, pcm48_stereo: bytes) -> None:
+        """Add one chunk of a user's audio (receive thread)."""
+        ...
+
+    def user_left(self, user_id: int) -> None:
+        """The user left the channel."""
+        ...
+
+    async def close(self) -> None:
+        """Stop everything for this guild."""
+        ...
+
+
+def _make_sink(receiver: Receiver) -> Any:
     import discord
     from discord.ext import voice_recv
 
@@ -138,7 +173,7 @@ class DiscordBot:
 @dataclass
 class _GuildSession:
     voice_client: Any
-    receiver: VoiceReceiver
+    receiver: Receiver
 
 
 def build_bot(
@@ -147,8 +182,12 @@ def build_bot(
     metrics: BotMetrics,
     readiness: Readiness,
     segmenter_factory: SegmenterFactory,
+    live: LiveConfig | None = None,
 ) -> DiscordBot:
-    """A commands.Bot with /join and /leave (and !join/!leave if text commands are on)."""
+    """A commands.Bot with /join and /leave (and !join/!leave if text commands are on).
+
+    With `live` each speaker talks over a live session instead of utterances.
+    """
     import discord
     from discord.ext import commands, voice_recv
 
@@ -224,15 +263,20 @@ def build_bot(
             await ctx.send(f"Could not join {voice.channel.mention}: {type(exc).__name__}")
             return
         output = ChannelOutput(vc, ctx.channel)
-        receiver = VoiceReceiver(
-            ctx.guild.id,
-            handler,
-            output,
-            segmenter_factory,
-            loop=asyncio.get_running_loop(),
-            max_pending=settings.max_pending_per_user,
-            metrics=metrics,
-        )
+        loop = asyncio.get_running_loop()
+        receiver: Receiver
+        if live is not None:
+            receiver = LiveReceiver(ctx.guild.id, live, handler.sessions, output, loop=loop)
+        else:
+            receiver = VoiceReceiver(
+                ctx.guild.id,
+                handler,
+                output,
+                segmenter_factory,
+                loop=loop,
+                max_pending=settings.max_pending_per_user,
+                metrics=metrics,
+            )
         vc.listen(_make_sink(receiver))
         sessions[ctx.guild.id] = _GuildSession(vc, receiver)
         metrics.voice_connections.set(len(sessions))

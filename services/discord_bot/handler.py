@@ -8,17 +8,13 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from services.client import OrchestratorClient, OrchestratorError, TurnResult
 from services.discord_bot.audio import PIPELINE_RATE, wav_to_pcm48_stereo
 from services.discord_bot.metrics import BotMetrics
 from services.discord_bot.segmenter import Segment
 from services.discord_bot.sessions import SessionIds
 from services.kit.audio import encode_wav
 from services.kit.errors import ApiError
-from services.voice_client.orchestrator_client import (
-    OrchestratorClient,
-    OrchestratorError,
-    TurnResult,
-)
 
 log = logging.getLogger("discord_bot.handler")
 

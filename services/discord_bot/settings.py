@@ -10,6 +10,7 @@ from pydantic import (
     PositiveInt,
     SecretStr,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import SettingsConfigDict
 
@@ -65,6 +66,12 @@ class Settings(ServiceSettings):
     """First retry delay; doubles each attempt."""
     always_post_text: bool = False
     """Also post transcript and reply as text when the reply was played."""
+    live: bool = False
+    """Talk over live sessions (WS /v1/realtime): replies play as they arrive and speaking over a
+    reply stops it. Cannot be combined with a wake phrase."""
+    live_silence_pad_ms: int = Field(2000, ge=600, le=10000)
+    """Live mode: silence sent after a speaker goes quiet (Discord sends none), so the
+    orchestrator's VAD hears the end of the turn; above its silence_duration_ms."""
 
     @field_validator(
         "pipeline", "wake_phrase", "orchestrator_api_key", "session_secret", mode="before"
@@ -84,6 +91,14 @@ class Settings(ServiceSettings):
             )
         return value
 
+    @model_validator(mode="after")
+    def _live_without_wake_phrase(self) -> Settings:
+        # A live session runs the LLM on every turn the server's VAD ends: nothing could
+        # check the wake phrase before the question reaches the model.
+        if self.live and self.wake_phrase:
+            raise ValueError("DISCORD_LIVE cannot be combined with DISCORD_WAKE_PHRASE")
+        return self
+
 
 def load_settings() -> Settings:
     """Read settings, turning a missing token into one clear line instead of a traceback."""
@@ -100,6 +115,8 @@ def load_settings() -> Settings:
                     "DISCORD_BOT_TOKEN is not set: create a bot at https://discord.com/developers,"
                     " put its token in .env as DISCORD_BOT_TOKEN and start the 'discord' profile"
                 )
-            else:
+            elif field:
                 problems.append(f"DISCORD_{field.upper()}: {e['msg']}")
+            else:  # a rule across settings names them itself
+                problems.append(str(e["msg"]))
         raise SystemExit("discord bot configuration error: " + "; ".join(problems)) from None

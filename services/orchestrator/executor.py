@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 import aiohttp
 import httpx
 
+from services.client.errors import parse_error
 from services.orchestrator.breaker import BreakerBoard, CircuitBreaker
 from services.orchestrator.config import EffectiveStage, ProviderConfig
 from services.orchestrator.metrics import OrchestratorMetrics
@@ -95,12 +96,8 @@ def _classify_openai(openai: Any, exc: BaseException) -> Failure | None:
 
 
 def _openai_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-    return str(getattr(exc, "message", exc))
+    fallback = str(getattr(exc, "message", exc))
+    return parse_error(getattr(exc, "body", None), fallback).message
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from services.client.errors import parse_error_text
 from services.kit.context import END_USER_HEADER, outbound_headers
 from services.orchestrator.balancer import Balancer, outcome_of, send_balanced
 from services.orchestrator.config import ProviderConfig
@@ -66,20 +67,7 @@ def _headers(prov: ProviderConfig) -> dict[str, str]:
 def _raise_for_status(resp: Reply) -> None:
     if resp.status < 400:
         return
-    message = resp.reason or "error"
-    try:
-        body = resp.json()
-        err = body.get("error") if isinstance(body, dict) else None
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            message = err["message"]
-        elif isinstance(err, str):
-            message = err
-        elif isinstance(body, dict) and isinstance(body.get("detail"), str):
-            message = body["detail"]
-    except ValueError:
-        if resp.text:
-            message = resp.text[:200]
-    raise ProviderError(resp.status, message)
+    raise ProviderError(resp.status, parse_error_text(resp.text, resp.reason or "error").message)
 
 
 def _json(resp: Reply) -> dict[str, Any]:

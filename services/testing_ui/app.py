@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from services.client import OrchestratorClient, RetryPolicy
 from services.kit import ServiceState, create_app
 from services.kit.http import make_client
-from services.testing_ui.client import OrchestratorClient
 from services.testing_ui.settings import Settings
 
 NAME = "testing-ui"
@@ -58,33 +58,36 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     key = (
         settings.orchestrator_api_key.get_secret_value() if settings.orchestrator_api_key else None
     )
+    http = make_client(settings.request_timeout_s)
+    # One attempt: a tester clicking a button wants to see a failure now, not after backoff.
     client = OrchestratorClient(
-        settings.orchestrator_url, make_client(settings.request_timeout_s), key
+        settings.orchestrator_url, api_key=key, http=http, retry=RetryPolicy(max_attempts=1)
     )
 
     auth = login_check(settings)
 
+    watchers: list[asyncio.Task[None]] = []
+
     async def startup(state: ServiceState) -> None:
         if auth is None:
             log.warning("open: no UI_PASSWORD, the page has no login (development only)")
-        state.resources["orchestrator"] = client
         state.readiness.details.update(
             orchestrator_url=client.base_url, orchestrator="not probed yet"
         )
-        state.resources["watcher"] = asyncio.create_task(
-            _watch_orchestrator(state, client, settings.probe_interval_s)
+        watchers.append(
+            asyncio.create_task(_watch_orchestrator(state, client, settings.probe_interval_s))
         )
         state.readiness.engine = "gradio"
         state.readiness.model = None
         state.readiness.ready = True
 
     async def shutdown(state: ServiceState) -> None:
-        watcher = state.resources.pop("watcher", None)
-        if watcher is not None:
+        while watchers:
+            watcher = watchers.pop()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-        await client.http.aclose()
+        await http.aclose()
 
     # Browsers cannot hold the mesh token: the page is protected by Gradio's login instead.
     app = create_app(

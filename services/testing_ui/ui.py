@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mimetypes
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from services.testing_ui.client import (
-    OrchestratorClient,
-    OrchestratorError,
-    PipelineCatalog,
-    TurnResult,
-)
+from services.client import OrchestratorClient, OrchestratorError, PipelineCatalog, TurnResult
+from services.client.live import ws_url
 from services.testing_ui.settings import VOICES, Settings
 from services.testing_ui.view import STAGE_COLUMNS, stage_rows, wav_to_player
 
@@ -38,11 +35,7 @@ def _success(
 ) -> Outputs:
     pipeline = result.pipeline or catalog.active
     player = wav_to_player(result.audio_wav) if result.audio_wav else None
-    total = sum(
-        float(s["latency_ms"])
-        for s in result.stages
-        if isinstance(s.get("latency_ms"), int | float)
-    )
+    total = sum(s.latency_ms for s in result.stages if s.latency_ms is not None)
     if result.blocked:
         reason = f": {result.block_reason}" if result.block_reason else ""
         status = f"**Blocked by guardrails**{reason} (pipeline `{pipeline}`)"
@@ -94,7 +87,9 @@ class Page:
             )
         session = session or uuid.uuid4().hex
         try:
-            result = await self.client.text_turn(text, session, pipeline or None)
+            result = await self.client.text_turn(
+                text, session_id=session, pipeline=pipeline or None, audio=True
+            )
             return _success(result, result.transcript or text, catalog, session)
         except OrchestratorError as exc:
             log.warning("text turn failed", extra={"status": exc.status})
@@ -121,7 +116,14 @@ class Page:
         data = await asyncio.to_thread(path.read_bytes)
         session = session or uuid.uuid4().hex
         try:
-            result = await self.client.voice_turn(data, path.name, session, pipeline or None, voice)
+            result = await self.client.voice_turn(
+                data,
+                filename=path.name,
+                media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+                session_id=session,
+                pipeline=pipeline or None,
+                voice=voice,
+            )
             return _success(result, result.transcript or "", catalog, session)
         except OrchestratorError as exc:
             log.warning("voice turn failed", extra={"status": exc.status})
@@ -145,11 +147,6 @@ LIVE_NOTE = (
     "subprotocol) is the way to build it. Meanwhile use `python -m services.voice_client "
     "--live --file question.wav` (timings printed) or any OpenAI Realtime client."
 )
-
-
-def _ws_url(base_url: str) -> str:
-    base = base_url.rstrip("/")
-    return base.replace("https://", "wss://").replace("http://", "ws://") + "/v1"
 
 
 def build_blocks(client: OrchestratorClient, settings: Settings) -> gr.Blocks:
@@ -206,7 +203,7 @@ def build_blocks(client: OrchestratorClient, settings: Settings) -> gr.Blocks:
         )
         new_conv = gr.Button("New conversation", elem_id="new-conversation")
         with gr.Accordion("Live mode (streaming microphone)", open=False):
-            gr.Markdown(LIVE_NOTE.format(ws=_ws_url(client.base_url)), elem_id="live-note")
+            gr.Markdown(LIVE_NOTE.format(ws=ws_url(client.base_url)), elem_id="live-note")
 
         outputs = [status, transcript, reply, reply_audio, stages, session]
         blocks.load(page.load, outputs=[pipeline, catalog, status])

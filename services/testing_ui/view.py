@@ -6,47 +6,40 @@ from typing import Any
 
 import numpy as np
 
+from services.client import OrchestratorError, PipelineCatalog, StageRecord
 from services.kit.audio import decode_audio
 from services.kit.errors import ApiError
-from services.testing_ui.client import OrchestratorError, PipelineCatalog
 
 STAGE_COLUMNS = ["stage", "provider", "attempts", "latency_ms", "status", "fallback"]
 
 
-def fallback_flag(record: dict[str, Any], catalog: PipelineCatalog, pipeline: str | None) -> str:
+def fallback_flag(record: StageRecord, catalog: PipelineCatalog, pipeline: str | None) -> str:
     """'yes' when a stage was served by a provider other than its first choice."""
-    explicit = record.get("fallback")
-    if isinstance(explicit, bool):
-        return "yes" if explicit else "no"
-    provider = record.get("provider")
-    tried = record.get("tried")
-    if isinstance(tried, list) and provider:
+    if record.tried and record.provider:
         # The orchestrator lists every provider it tried; retries of one provider are no fallback.
-        others = {t.get("provider") for t in tried if isinstance(t, dict)} - {provider}
-        return "yes" if others else "no"
-    first = catalog.first_provider(pipeline, str(record.get("stage", "")))
-    if first is None or not provider:
+        return "yes" if set(record.tried) - {record.provider} else "no"
+    first = catalog.first_provider(pipeline, record.stage)
+    if first is None or not record.provider:
         # Without the pipeline's provider order the page cannot tell, and says so.
         return "unknown"
-    return "no" if provider == first else "yes"
+    return "no" if record.provider == first else "yes"
 
 
 def stage_rows(
-    stages: list[dict[str, Any]], catalog: PipelineCatalog, pipeline: str | None
+    stages: list[StageRecord], catalog: PipelineCatalog, pipeline: str | None
 ) -> list[list[Any]]:
     """One table row per stage record, in STAGE_COLUMNS order."""
     rows: list[list[Any]] = []
     for rec in stages:
-        latency = rec.get("latency_ms")
-        status = str(rec.get("status", ""))
-        if rec.get("error"):
-            status = f"{status}: {rec['error']}" if status else str(rec["error"])
+        status = rec.status
+        if rec.error:
+            status = f"{status}: {rec.error}" if status else rec.error
         rows.append(
             [
-                str(rec.get("stage", "")),
-                str(rec.get("provider") or "—"),
-                rec.get("attempts", ""),
-                round(float(latency), 1) if isinstance(latency, int | float) else "",
+                rec.stage,
+                rec.provider or "—",
+                "" if rec.attempts is None else rec.attempts,
+                "" if rec.latency_ms is None else round(rec.latency_ms, 1),
                 status,
                 fallback_flag(rec, catalog, pipeline),
             ]

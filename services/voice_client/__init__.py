@@ -1,1 +1,1 @@
-"""Voice clients of the orchestrator: a shared HTTP client and a command-line client."""
+"""Command-line voice client of the orchestrator (built on services.client)."""

@@ -9,15 +9,10 @@ import uuid
 from pathlib import Path
 from typing import TextIO
 
+from services.client import OrchestratorClient, OrchestratorError, RetryPolicy, TurnResult
 from services.kit import ApiError
-from services.kit.audio import encode_wav
+from services.kit.audio import decode_audio, encode_wav, from_pcm16, to_pcm16
 from services.voice_client.audio_devices import AudioDeviceUnavailable, play_wav, record
-from services.voice_client.orchestrator_client import (
-    OrchestratorClient,
-    OrchestratorError,
-    RetryPolicy,
-    TurnResult,
-)
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -156,12 +151,13 @@ async def run_live(
     from openai import OpenAIError
     from websockets.exceptions import WebSocketException
 
-    from services.voice_client.live import live_turn
+    from services.client.live import RATE, live_turn
 
     try:
+        speech = to_pcm16(decode_audio(wav, RATE).samples)
         result = await live_turn(
             args.url,
-            wav,
+            speech,
             api_key=args.api_key,
             pipeline=args.pipeline or "voice",
             session_id=session,
@@ -182,12 +178,13 @@ async def run_live(
         f"→ done {_ms(result.since_speech_end(result.done))}",
         file=out,
     )
-    if args.out is not None and result.audio:
-        args.out.write_bytes(result.wav)
+    reply_wav = encode_wav(from_pcm16(result.audio), RATE) if result.audio else None
+    if args.out is not None and reply_wav is not None:
+        args.out.write_bytes(reply_wav)
         print(f"reply audio saved to {args.out}", file=out)
-    if args.play and result.audio:
+    if args.play and reply_wav is not None:
         try:
-            await asyncio.to_thread(play_wav, result.wav)
+            await asyncio.to_thread(play_wav, reply_wav)
         except AudioDeviceUnavailable as exc:
             print(f"error: {exc}", file=err)
             return EXIT_DEVICE

@@ -102,6 +102,16 @@ def _stages(pipeline: str, voice: bool) -> list[dict[str, Any]]:
     return stages
 
 
+@dataclass(frozen=True)
+class FakeMetrics:
+    """The orchestrator metrics the fake records, as the dashboard reads them."""
+
+    hist: Histogram
+    count: Counter
+    fallbacks: Counter
+    blocks: Counter
+
+
 def build_fake_orchestrator(knobs: Knobs | None = None) -> Any:
     """A kit app with /v1/voice, /mcp/transcript, /v1/pipelines and orchestrator metrics."""
     knobs = knobs or Knobs()
@@ -116,7 +126,8 @@ def build_fake_orchestrator(knobs: Knobs | None = None) -> Any:
         return cache[text]
 
     def record(state: ServiceState, pipeline: str, stages: list[dict[str, Any]]) -> None:
-        hist, count, fallbacks = (state.resources[k] for k in ("hist", "count", "fallbacks"))
+        m = state.require(FakeMetrics)
+        hist, count, fallbacks = m.hist, m.count, m.fallbacks
         for s in stages:
             for t in s.get("tried", []):
                 if t["outcome"] != "ok":
@@ -144,7 +155,7 @@ def build_fake_orchestrator(knobs: Knobs | None = None) -> Any:
         pipeline = body.pipeline or "voice"
         blocked = "ignore previous instructions" in body.transcript.lower()
         if blocked:
-            state.resources["blocks"].labels("prompt_injection").inc()
+            state.require(FakeMetrics).blocks.labels("prompt_injection").inc()
         stages = _stages(pipeline, voice=False)
         record(state, pipeline, stages)
         response = "I can't help with that." if blocked else f"You asked: {body.transcript}"
@@ -199,28 +210,26 @@ def build_fake_orchestrator(knobs: Knobs | None = None) -> Any:
     async def startup(state: ServiceState) -> None:
         labels = ["pipeline", "stage", "provider", "outcome"]
         reg = state.registry
-        state.resources["hist"] = Histogram(
-            "orchestrator_stage_latency_seconds",
-            "Stage latency.",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
+        metrics = FakeMetrics(
+            hist=Histogram(
+                "orchestrator_stage_latency_seconds",
+                "Stage latency.",
+                labels,
+                buckets=LATENCY_BUCKETS,
+                registry=reg,
+            ),
+            count=Counter(
+                "orchestrator_stage_requests_total", "Stage calls.", labels, registry=reg
+            ),
+            fallbacks=Counter(
+                "orchestrator_fallbacks_total",
+                "Moves from a provider to the next one.",
+                ["pipeline", "stage", "provider"],
+                registry=reg,
+            ),
+            blocks=Counter("guardrail_blocks_total", "Guardrail blocks.", ["reason"], registry=reg),
         )
-        state.resources["count"] = Counter(
-            "orchestrator_stage_requests_total", "Stage calls.", labels, registry=reg
-        )
-        state.resources["fallbacks"] = Counter(
-            "orchestrator_fallbacks_total",
-            "Moves from a provider to the next one.",
-            ["pipeline", "stage", "provider"],
-            registry=reg,
-        )
-        state.resources["blocks"] = Counter(
-            "guardrail_blocks_total", "Guardrail blocks.", ["reason"], registry=reg
-        )
-        state.readiness.engine = "fake"
-        state.readiness.model = "none"
-        state.readiness.ready = True
+        state.serve(metrics, engine="fake", model="none")
 
     app = create_app("orchestrator", settings, routers=[router], startup=startup)
     app.state.knobs = knobs

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +15,7 @@ from fastapi import FastAPI, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from services.discord_bot.handler import PlaybackUnavailable
+from services.discord_bot.live import BufferedReply
 from tests.helpers import synth_speech, wav_bytes
 
 REPLY_TEXT = "The answer is forty two."
@@ -39,13 +42,13 @@ class FakeOrchestrator:
     requests: int = 0
     turns: Counter[str] = field(default_factory=Counter)  # session_id -> turns processed
     pipelines: list[str | None] = field(default_factory=list)
-    idempotency_keys: list[str] = field(default_factory=list)
+    request_ids: list[str] = field(default_factory=list)  # X-Request-ID of every request
     uploads: list[bytes] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)  # transcripts sent to /mcp/transcript
 
     def _gate(self, request: Request) -> Response | None:
         self.requests += 1
-        self.idempotency_keys.append(request.headers.get("idempotency-key", ""))
+        self.request_ids.append(request.headers.get("x-request-id", ""))
         if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
             return JSONResponse({"error": {"message": "invalid API key", "type": "auth"}}, 401)
         if self.fail_times > 0:
@@ -186,6 +189,33 @@ class FakeOutput:
         if not self.can_play:
             raise PlaybackUnavailable("not connected to a voice channel")
         self.played.append(pcm48_stereo)
+
+    async def send_text(self, text: str) -> None:
+        self.texts.append(text)
+
+
+@dataclass
+class FakeLiveOutput:
+    """Stands in for the voice channel in live mode: a player that reads 20 ms frames in time."""
+
+    can_play: bool = True
+    replies: list[BufferedReply] = field(default_factory=list)
+    played: list[bytearray] = field(default_factory=list)  # what each reply's player read
+    texts: list[str] = field(default_factory=list)
+
+    def start_reply(self, reply: BufferedReply) -> None:
+        if not self.can_play:
+            raise PlaybackUnavailable("not connected to a voice channel")
+        self.replies.append(reply)
+        heard = bytearray()
+        self.played.append(heard)
+
+        def player() -> None:  # as discord.py's player thread: one frame per 20 ms
+            while frame := reply.read_frame():
+                heard.extend(frame)
+                time.sleep(0.02)
+
+        threading.Thread(target=player, daemon=True).start()
 
     async def send_text(self, text: str) -> None:
         self.texts.append(text)

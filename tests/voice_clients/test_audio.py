@@ -10,10 +10,12 @@ import soundfile as sf
 from services.discord_bot.audio import (
     FRAME_BYTES,
     StreamResampler,
+    Upsampler,
     pcm48_stereo_to_16k_mono,
     wav_to_pcm48_stereo,
 )
-from services.kit.audio import encode_wav
+from services.discord_bot.live import BufferedReply
+from services.kit.audio import encode_wav, to_pcm16
 
 
 def _stereo_pcm(left: np.ndarray, right: np.ndarray) -> bytes:
@@ -71,3 +73,38 @@ def test_reply_wav_to_discord_pcm_is_48k_stereo():
     assert np.array_equal(frames[:, 0], frames[:, 1])
     back, back_rate = sf.read(io.BytesIO(encode_wav(frames[:, 0] / 32768.0, 48000)))
     assert back_rate == 48000 and abs(_peak_hz(back, 48000) - 440) < 3
+
+
+def test_live_audio_both_ways_keeps_pitch_and_has_no_seams():
+    # Up: Discord frames → 24 kHz mono for the live session.
+    up = StreamResampler(rate=24000)
+    pcm = _stereo_pcm(_tone(440, 1.0), _tone(440, 1.0))
+    got = np.concatenate(
+        [up.feed(pcm[i : i + FRAME_BYTES]) for i in range(0, len(pcm), FRAME_BYTES)]
+    )
+    assert abs(_peak_hz(got, 24000) - 440) < 3
+    # Down: 100 ms reply deltas → 48 kHz stereo, the same as converting the whole reply at once.
+    reply = to_pcm16(_tone(300, 1.0, rate=24000))
+    step = 4800  # 100 ms of 24 kHz PCM16
+    chunked = Upsampler()
+    pieces = b"".join(chunked.feed(reply[i : i + step]) for i in range(0, len(reply), step))
+    assert pieces == Upsampler().feed(reply)
+    stereo = np.frombuffer(pieces, dtype="<i2").reshape(-1, 2)
+    assert len(stereo) == 48000 and (stereo[:, 0] == stereo[:, 1]).all()
+    assert abs(_peak_hz(stereo[:, 0].astype(np.float32) / 32768, 48000) - 300) < 3
+
+
+def test_buffered_reply_plays_in_frames_fills_gaps_and_stops_at_once():
+    reply = BufferedReply()
+    reply.write(b"\x01" * (FRAME_BYTES + 10))
+    assert reply.read_frame() == b"\x01" * FRAME_BYTES
+    # Less than a frame while more is coming: silence, the partial frame waits.
+    assert reply.read_frame() == bytes(FRAME_BYTES) and not reply.done
+    reply.finish()
+    assert reply.read_frame() == (b"\x01" * 10).ljust(FRAME_BYTES, b"\0")
+    assert reply.read_frame() == b"" and reply.done and reply.played_ms == 40
+    cut = BufferedReply()
+    cut.write(bytes(FRAME_BYTES * 50))
+    cut.interrupt()
+    cut.write(b"\x02" * FRAME_BYTES)  # a delta already on its way is dropped too
+    assert cut.read_frame() == b"" and cut.done and cut.played_ms == 0

@@ -8,11 +8,14 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 import numpy as np
 import pytest
 
+from services.client import OrchestratorClient, RetryPolicy
+from services.client.live import LiveSession, live_session
 from services.discord_bot.app import build_app
 from services.discord_bot.audio import FRAME_BYTES
 from services.discord_bot.handler import (
@@ -21,6 +24,7 @@ from services.discord_bot.handler import (
     has_wake_phrase,
     strip_wake_phrase,
 )
+from services.discord_bot.live import LiveConfig, LiveSpeaker
 from services.discord_bot.metrics import BotMetrics
 from services.discord_bot.receiver import VoiceReceiver
 from services.discord_bot.segmenter import Segment, UtteranceSegmenter
@@ -28,9 +32,14 @@ from services.discord_bot.sessions import SessionIds
 from services.discord_bot.settings import Settings, load_settings
 from services.discord_bot.vad import SileroDetector
 from services.kit.audio import resample
-from services.voice_client.orchestrator_client import OrchestratorClient, RetryPolicy
 from tests.helpers import ROOT, free_port, run_server, synth_speech
-from tests.voice_clients.fakes import REPLY_TEXT, FakeOrchestrator, FakeOutput, reply_wav
+from tests.voice_clients.fakes import (
+    REPLY_TEXT,
+    FakeLiveOutput,
+    FakeOrchestrator,
+    FakeOutput,
+    reply_wav,
+)
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
 
@@ -148,7 +157,7 @@ async def test_overloaded_orchestrator_is_retried_without_duplicate_turn(questio
     assert outcome.outcome == "played" and outcome.result is not None
     assert outcome.result.attempts == 3 and fake.requests == 3
     assert fake.turns == {handler.sessions.of(7, 42): 1}
-    assert len(set(fake.idempotency_keys)) == 1
+    assert len(set(fake.request_ids)) == 1
 
 
 @pytest.mark.slow
@@ -362,3 +371,83 @@ def test_sink_removes_dave_encryption_then_decodes_opus_per_user():
     mono = pcm48_stereo_to_16k_mono(decoded)[1600:]
     spec = np.abs(np.fft.rfft(mono))
     assert abs(np.fft.rfftfreq(len(mono), 1 / 16000)[int(np.argmax(spec))] - 440) < 3
+
+
+def test_live_mode_refuses_a_wake_phrase():
+    with pytest.raises(
+        ValueError, match="DISCORD_LIVE cannot be combined with DISCORD_WAKE_PHRASE"
+    ):
+        Settings(bot_token="t", live=True, wake_phrase="hey jarvis")
+    assert Settings(bot_token="t", live=True).live
+
+
+async def test_live_speaker_reports_a_session_that_cannot_open_and_retries_on_new_audio():
+    """Orchestrator down: one clear message, no crash; new audio after reconnect_s tries again."""
+    url = f"http://127.0.0.1:{free_port()}"
+    tries: list[str] = []
+
+    def opener(session_id: str) -> AbstractAsyncContextManager[LiveSession]:
+        tries.append(session_id)
+        return live_session(url, session_id=session_id)
+
+    out, outcomes = FakeLiveOutput(), list[str]()
+    config = LiveConfig(opener, on_outcome=outcomes.append, reconnect_s=0.5)
+    speaker = LiveSpeaker(config, "s-1", "ann", out, asyncio.get_running_loop())
+    frame = bytes(FRAME_BYTES)
+    speaker.feed(frame)
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if outcomes:
+            break
+    speaker.feed(frame)  # too soon after the failure: no new attempt
+    await asyncio.sleep(0.1)
+    assert outcomes == ["error"] and tries == ["s-1"]
+    assert len(out.texts) == 1 and "Sorry ann, I could not reach the assistant" in out.texts[0]
+    await asyncio.sleep(0.5)
+    speaker.feed(frame)
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if len(outcomes) == 2:
+            break
+    await speaker.close()
+    assert tries == ["s-1", "s-1"] and outcomes == ["error", "error"]
+
+
+class _FakeVoiceClient:
+    """The part of discord.py's VoiceClient that ChannelOutput uses."""
+
+    def __init__(self, connected: bool = True) -> None:
+        self.connected = connected
+        self.source: object | None = None
+
+    def is_connected(self) -> bool:
+        return self.connected
+
+    def is_playing(self) -> bool:
+        return self.source is not None
+
+    def play(self, source: object, **_: object) -> None:
+        self.source = source
+
+
+def test_live_reply_plays_through_a_real_discord_audio_source():
+    import discord
+
+    from services.discord_bot.discord_adapter import ChannelOutput
+    from services.discord_bot.handler import PlaybackUnavailable
+    from services.discord_bot.live import BufferedReply
+
+    vc = _FakeVoiceClient()
+    reply = BufferedReply()
+    ChannelOutput(vc, None).start_reply(reply)
+    source = vc.source
+    assert isinstance(source, discord.AudioSource) and not source.is_opus()
+    reply.write(b"\x03" * FRAME_BYTES)
+    assert source.read() == b"\x03" * FRAME_BYTES  # what discord.py's player thread reads
+    assert source.read() == bytes(FRAME_BYTES)  # still arriving: silence, playback goes on
+    reply.finish()
+    assert source.read() == b""  # the end: discord.py stops the player
+    with pytest.raises(PlaybackUnavailable, match="another reply"):
+        ChannelOutput(vc, None).start_reply(BufferedReply())
+    with pytest.raises(PlaybackUnavailable, match="not connected"):
+        ChannelOutput(_FakeVoiceClient(connected=False), None).start_reply(BufferedReply())

@@ -9,13 +9,13 @@ import time
 
 import pytest
 
-from services.kit.audio import decode_audio
-from services.voice_client.orchestrator_client import (
+from services.client import (
     OrchestratorClient,
     OrchestratorError,
     OrchestratorUnavailable,
     RetryPolicy,
 )
+from services.kit.audio import decode_audio
 from tests.helpers import ROOT, free_port, run_server, synth_speech, wav_bytes
 from tests.voice_clients.fakes import REPLY_TEXT, FakeOrchestrator
 
@@ -118,7 +118,7 @@ def test_cli_without_sounddevice_explains_how_to_record():
     assert "Traceback" not in proc.stderr
 
 
-async def test_retries_503_with_one_idempotency_key_and_one_turn(question_wav):
+async def test_retries_503_with_one_request_id_and_one_turn(question_wav):
     fake = FakeOrchestrator(fail_times=2, fail_status=503)
     with run_server(fake.app()) as base:
         async with OrchestratorClient(base, retry=FAST_RETRY) as client:
@@ -126,7 +126,7 @@ async def test_retries_503_with_one_idempotency_key_and_one_turn(question_wav):
     assert result.attempts == 3 and result.response == REPLY_TEXT
     assert result.audio_wav is not None and result.audio_wav[:4] == b"RIFF"
     assert fake.requests == 3 and fake.turns == {"s1": 1}
-    assert len(set(fake.idempotency_keys)) == 1 and fake.idempotency_keys[0] == result.request_id
+    assert len(set(fake.request_ids)) == 1 and fake.request_ids[0] == result.request_id
 
 
 async def test_429_retry_after_is_honoured(question_wav):

@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import yaml
 
+from services.client import OrchestratorClient, RetryPolicy
+from services.client.live import LiveSession, live_session
+from services.discord_bot.audio import FRAME_BYTES
 from services.discord_bot.handler import Utterance, UtteranceHandler
+from services.discord_bot.live import LiveConfig, LiveSpeaker
+from services.discord_bot.metrics import BotMetrics
 from services.discord_bot.segmenter import Segment
 from services.discord_bot.sessions import SessionIds
-from services.kit.audio import decode_audio
-from services.voice_client.orchestrator_client import OrchestratorClient, RetryPolicy
+from services.kit.audio import decode_audio, resample
 from tests.helpers import ROOT, run_server, synth_speech, wav_bytes
 from tests.orchestrator.fakes import Knobs, fake_stage_app
-from tests.voice_clients.fakes import FakeOutput
+from tests.voice_clients.fakes import FakeLiveOutput, FakeOutput
 
 pytestmark = pytest.mark.slow
+
+COUNTING = "One two three four. Five six seven eight. Nine ten eleven twelve."
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +169,130 @@ async def test_bot_turns_and_wake_phrase_through_the_real_orchestrator(
     llm = [q for q in knobs.requests if q["endpoint"] == "llm"]
     assert len(llm) == 2  # the utterance without the wake phrase never reached the LLM
     assert llm[-1]["messages"][-1]["content"] == "is it going to rain"
+
+
+def _discord_frames(samples16k: np.ndarray) -> list[bytes]:
+    """16 kHz mono speech as the 20 ms frames of 48 kHz stereo PCM16 Discord delivers."""
+    pcm = np.repeat(np.clip(resample(samples16k, 16000, 48000), -1, 1), 2) * 32767
+    data = pcm.astype("<i2").tobytes()
+    return [data[i : i + FRAME_BYTES] for i in range(0, len(data), FRAME_BYTES)]
+
+
+async def _speak(speaker: LiveSpeaker, frames: list[bytes]) -> None:
+    """Feed frames at real-time pace from another thread, as the voice library does."""
+
+    def run() -> None:
+        for frame in frames:
+            speaker.feed(frame)
+            time.sleep(0.02)
+
+    await asyncio.to_thread(run)
+
+
+async def _until(check: Callable[[], bool], what: str, seen: object = None) -> None:
+    deadline = time.monotonic() + 60.0  # generous: the box is shared
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what} ({seen})"
+        await asyncio.sleep(0.05)
+
+
+def _live_knobs(knobs: Knobs, reply: str, tts_seconds: float, token_delay_s: float = 0.0) -> None:
+    """A healthy fake mesh that hears the question and answers `reply`."""
+    knobs.reset()
+    knobs.transcript = "what is the weather like"
+    knobs.reply = reply
+    knobs.tts_seconds = tts_seconds
+    knobs.token_delay_s = token_delay_s
+
+
+def _remembered_replies(knobs: Knobs) -> list[str]:
+    """The assistant turns of the history the last LLM call was given."""
+    llm = [q for q in knobs.requests if q["endpoint"] == "llm"]
+    return [m["content"] for m in llm[-1]["messages"] if m["role"] == "assistant"]
+
+
+@pytest.fixture(scope="module")
+def frames(question_wav: bytes) -> list[bytes]:
+    """The spoken question as Discord delivers it."""
+    return _discord_frames(decode_audio(question_wav, 16000).samples)
+
+
+def _live_speaker(base: str, out: FakeLiveOutput, outcomes: list[str], **kw: Any) -> LiveSpeaker:
+    def opener(session_id: str) -> AbstractAsyncContextManager[LiveSession]:
+        return live_session(base, pipeline="voice", session_id=session_id)
+
+    config = LiveConfig(opener, on_outcome=outcomes.append, **kw)
+    session_id = SessionIds(b"test-secret").of(5, 6)
+    return LiveSpeaker(config, session_id, "ann", out, asyncio.get_running_loop())
+
+
+async def test_bot_live_session_streams_the_reply_and_remembers(tmp_path, stages, frames):
+    """Live mode: Discord frames up, the server's VAD ends the turn, the reply plays as it comes."""
+    knobs, stage_url = stages
+    reply = "It is sunny. Take a hat."
+    _live_knobs(knobs, reply, tts_seconds=0.4)
+    out, outcomes = FakeLiveOutput(), list[str]()
+    metrics = BotMetrics()
+    with real_orchestrator(tmp_path, stage_url) as base:
+        speaker = _live_speaker(base, out, outcomes, metrics=metrics)
+        await _speak(speaker, frames)  # then quiet: the speaker pads the silence itself
+        await _until(lambda: outcomes == ["played"], "the first reply", (outcomes, out))
+        await _until(lambda: out.replies[0].done, "the first reply to play out")
+        knobs.reply = None  # the echoing LLM: shows the history it was given
+        await _speak(speaker, frames)
+        await _until(lambda: outcomes == ["played", "played"], "the second reply")
+        await speaker.close()
+    # Two sentences, 0.4 s of speech each, played at 48 kHz stereo (4 bytes a sample).
+    assert len(out.played[0]) >= 0.7 * 48000 * 4 and out.texts == []
+    assert metrics.turn_latency._sum.get() > 0  # speech_stopped → first reply audio
+    llm = [q for q in knobs.requests if q["endpoint"] == "llm"]
+    history = [(m["role"], m["content"]) for m in llm[-1]["messages"][1:]]
+    assert history[:2] == [("user", "what is the weather like"), ("assistant", reply)]
+    assert _remembered_replies(knobs) == [reply]
+
+
+async def test_bot_live_barge_in_stops_the_reply_and_memory_keeps_what_was_played(
+    tmp_path, stages, frames
+):
+    """Speaking over a reply stops its playback at once and trims the remembered reply."""
+    knobs, stage_url = stages
+    # The model is still writing (0.25 s a word) when the user cuts in.
+    _live_knobs(knobs, COUNTING, tts_seconds=1.5, token_delay_s=0.25)
+    out, outcomes = FakeLiveOutput(), list[str]()
+    with real_orchestrator(tmp_path, stage_url) as base:
+        speaker = _live_speaker(base, out, outcomes)
+        await _speak(speaker, frames)
+        await _until(lambda: bool(out.played) and len(out.played[0]) > 0, "the reply to play")
+        await _speak(speaker, frames)  # the user talks over the reply
+        await _until(lambda: out.replies[0].done, "the reply to stop")
+        played_s = len(out.played[0]) / (48000 * 4)
+        knobs.reply, knobs.token_delay_s = None, 0.0
+        await _until(lambda: len(outcomes) >= 2, "the answer to the second question")
+        await speaker.close()
+    assert outcomes[0] == "interrupted" and outcomes[-1] == "played"
+    assert played_s < 3 * 1.5  # cut before the three sentences had played
+    assistant = _remembered_replies(knobs)
+    assert assistant and "Nine" not in assistant[0]  # memory: only what was played
+
+
+async def test_bot_live_cut_after_the_reply_was_sent_trims_memory_to_what_was_played(
+    tmp_path, stages, frames
+):
+    """The whole reply arrived at once; the user cuts in while it plays: truncate trims memory."""
+    knobs, stage_url = stages
+    _live_knobs(knobs, COUNTING, tts_seconds=2.0)  # 6 s of audio, sent long before it plays
+    out, outcomes = FakeLiveOutput(), list[str]()
+    with real_orchestrator(tmp_path, stage_url) as base:
+        speaker = _live_speaker(base, out, outcomes)
+        await _speak(speaker, frames)
+        await _until(lambda: outcomes == ["played"], "the whole reply to arrive", outcomes)
+        assert not out.replies[0].done  # still playing
+        knobs.reply = None
+        await _speak(speaker, frames)
+        await _until(lambda: out.replies[0].done, "playback to stop")
+        played_s = len(out.played[0]) / (48000 * 4)
+        await _until(lambda: len(outcomes) == 2, "the answer to the second question", outcomes)
+        await speaker.close()
+    assert played_s < 4.0
+    assistant = _remembered_replies(knobs)
+    assert assistant[0].startswith("One") and "Nine" not in assistant[0]
