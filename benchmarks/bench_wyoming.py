@@ -311,6 +311,7 @@ async def bench_overhead(runs: int) -> tuple[Series, Series]:
     from services.stt.engine import TranscribeOptions
     from services.stt.settings import Settings as SttSettings
     from services.tts_piper.app import build_app as build_tts
+    from services.tts_piper.deps import Deps as TtsDeps
     from services.tts_piper.settings import Settings as TtsSettings
 
     stt_series, tts_series = Series(), Series()
@@ -349,7 +350,7 @@ async def bench_overhead(runs: int) -> tuple[Series, Series]:
         )
     )
     with serve_in_thread(tts_app, free_port()):
-        voice_engine = tts_app.state.service.resources["engine"]
+        voice_engine = tts_app.state.service.require(TtsDeps).service.engine
         voice = voice_engine.voices()[0]
         await time_tts(wy, REPLY)
 

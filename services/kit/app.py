@@ -48,7 +48,6 @@ class ServiceState:
     readiness: Readiness = field(default_factory=Readiness)
     # The service's one frozen dependencies object (its `deps.Deps`), set by `serve`.
     deps: object | None = None
-    resources: dict[str, Any] = field(default_factory=dict)  # TODO(#18): goes when unused
     # Set by kit.serve for a process that serves one app for its whole life; not for apps
     # built inside a test process, where frozen objects would never be collected.
     freeze_heap_when_started: bool = False
