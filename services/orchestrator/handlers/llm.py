@@ -26,7 +26,7 @@ class Converse:
             system = f"<!-- {result.canary} -->\n{system}"  # the canary, as Rebuff places it
         messages = build_messages(system, history, run.text or "")
 
-        async def call(name: str, prov: ProviderConfig, timeout_s: float) -> Answer:
+        async def call(_: str, prov: ProviderConfig, timeout_s: float) -> Answer:
             request = LlmCall.for_stage(stage, prov, timeout_s)
             kit = run.kit
             return await answer(kit.llm, request, messages, kit.max_tool_rounds, kit.count_tool)
