@@ -49,8 +49,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.run_local import STAGE_SERVICES, Mesh, load_specs, parse_env_file  # noqa: E402
-from tests.helpers import add_noise, echo_llm_app, free_port, run_server, synth_speech, wav_bytes  # noqa: E402
+from scripts.run_local import STAGE_SERVICES, Mesh, parse_env_file  # noqa: E402
+from testkit.helpers import add_noise, echo_llm_app, run_server, synth_speech, wav_bytes  # noqa: E402
+from testkit.mesh import local_mesh  # noqa: E402
 
 API_KEY = "bench-e2e-key"
 STAGES = ["denoise", "stt", "guard_input", "llm", "guard_output", "tts"]
@@ -144,43 +145,22 @@ def running_mesh(
     pipelines: Path, breaker_cooldown_s: float, llm_env: dict[str, str]
 ) -> Iterator[Mesh]:
     """Start the stage services and the orchestrator on free ports; stop them at the end."""
-    ports = {name: free_port() for name in STAGE_SERVICES}
-    specs = load_specs(ROOT / "docker-compose.yml", [], ROOT / ".env.local", host_ports=ports)
     shutil.rmtree(LOG_DIR, ignore_errors=True)
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    with (LOG_DIR / "runner.log").open("w") as out:
-        mesh = Mesh(
-            specs,
-            only=set(STAGE_SERVICES),
-            out=out,
-            log_dir=LOG_DIR,
-            quiet_logs=True,
-            extra_env={
-                "llm-flan": llm_env,
-                "orchestrator": {
-                    "ORCH_PIPELINES_PATH": str(pipelines),
-                    "ORCHESTRATOR_API_KEYS": API_KEY,
-                    "ORCH_RELOAD_POLL_S": "0",
-                    "ORCH_BREAKER_COOLDOWN_S": str(breaker_cooldown_s),
-                },
-                # The shipped rate limit (per end user): the load must fit under it.
-                "guardrails": {
-                    "GUARD_ESCALATION_DB": str(pipelines.parent / "esc.db"),
-                },
-            },
-        )
-        mesh.start_all()
-        try:
-            t0 = time.monotonic()
-            if not mesh.wait_ready(timeout=600):
-                raise RuntimeError(f"mesh did not become ready; see {LOG_DIR}")
-            print(f"mesh ready in {time.monotonic() - t0:.1f} s", flush=True)
-            yield mesh
-        finally:
-            for run in mesh.running.values():  # a SIGSTOPped service would ignore SIGTERM
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(run.proc.pid, signal.SIGCONT)
-            mesh.stop_all()
+    env = {
+        "llm-flan": llm_env,
+        "orchestrator": {
+            "ORCH_PIPELINES_PATH": str(pipelines),
+            "ORCHESTRATOR_API_KEYS": API_KEY,
+            "ORCH_RELOAD_POLL_S": "0",
+            "ORCH_BREAKER_COOLDOWN_S": str(breaker_cooldown_s),
+        },
+        # The shipped rate limit (per end user): the load must fit under it.
+        "guardrails": {"GUARD_ESCALATION_DB": str(pipelines.parent / "esc.db")},
+    }
+    t0 = time.monotonic()
+    with local_mesh(STAGE_SERVICES, LOG_DIR, env) as mesh:
+        print(f"mesh ready in {time.monotonic() - t0:.1f} s", flush=True)
+        yield mesh
 
 
 # ---------------------------------------------------------------- requests

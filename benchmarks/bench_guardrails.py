@@ -70,7 +70,7 @@ def main() -> None:
     from services.guardrails.injection import InjectionRules
     from services.guardrails.pii import redact
     from services.guardrails.settings import Settings
-    from tests.helpers import run_server
+    from testkit.helpers import run_server
 
     attacks, benign = _rows("injection.jsonl"), _rows("benign.jsonl")
     toxic_rows, pii_rows = _rows("toxicity.jsonl"), _rows("pii.jsonl")

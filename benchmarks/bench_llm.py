@@ -31,8 +31,8 @@ from services.llm.backends.ctranslate2_backend import (  # noqa: E402
 from services.llm.backends.transformers_backend import TransformersChatEngine  # noqa: E402
 from services.llm.engine import ChatMessage  # noqa: E402
 from services.llm.settings import Settings  # noqa: E402
-from tests.helpers import SMOLLM2_CT2, SMOLLM2_GGUF, run_server  # noqa: E402
-from tests.llm.tiny_t5 import build_t5  # noqa: E402
+from testkit.helpers import SMOLLM2_CT2, SMOLLM2_GGUF, run_server  # noqa: E402
+from testkit.models.tiny_t5 import build_t5  # noqa: E402
 
 QUESTION = "Write a long story about a fox who travels around the world."
 Engine = TransformersChatEngine | CTranslate2ChatEngine

@@ -23,23 +23,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from services.preprocessor.backends import load_engine  # noqa: E402
 from services.preprocessor.engine import DenoiseEngine, denoise_clip  # noqa: E402
 from services.preprocessor.settings import Settings  # noqa: E402
-from tests.helpers import WHISPER_BASE, add_noise, wer  # noqa: E402
-from tests.preprocessor.conftest import deterministic_speech  # noqa: E402
-
-TEXT = (
-    "Please turn off the kitchen lights and set an alarm for seven thirty tomorrow morning. "
-    "What is the weather going to be like in Boston on Saturday afternoon? "
-    "Remind me to call my sister about the birthday dinner next week."
-)
-RATE = 16000
-
-
-def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """Scale-invariant SDR in dB."""
-    ref = reference.astype(np.float64)
-    est = estimate.astype(np.float64)
-    target = (np.dot(est, ref) / np.dot(ref, ref)) * ref
-    return float(10 * np.log10(np.sum(target**2) / np.sum((est - target) ** 2)))
+from testkit.audio_quality import RATE, TEXT, deterministic_speech, si_sdr  # noqa: E402
+from testkit.helpers import WHISPER_BASE, add_noise, wer  # noqa: E402
 
 
 def rtf(engine: DenoiseEngine, clip: np.ndarray, rate: int, repeats: int) -> float:

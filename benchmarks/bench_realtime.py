@@ -46,7 +46,7 @@ from bench_e2e import (  # noqa: E402
 )
 
 from services.voice_client.live import live_turn  # noqa: E402
-from tests.helpers import echo_llm_app, run_server, synth_speech, wav_bytes  # noqa: E402
+from testkit.helpers import echo_llm_app, run_server, synth_speech, wav_bytes  # noqa: E402
 
 MAX_TOKENS = 64
 QUESTIONS = [

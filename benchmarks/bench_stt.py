@@ -27,7 +27,7 @@ from services.stt.app import build_app  # noqa: E402
 from services.stt.backends.faster_whisper_backend import FasterWhisperEngine  # noqa: E402
 from services.stt.engine import SAMPLE_RATE, TranscribeOptions  # noqa: E402
 from services.stt.settings import Settings  # noqa: E402
-from tests.helpers import (  # noqa: E402
+from testkit.helpers import (  # noqa: E402
     WHISPER_BASE,
     WHISPER_TINY_EN,
     run_server,

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from services.tts_piper.app import build_app  # noqa: E402
 from services.tts_piper.backends.piper_voice import PiperEngine  # noqa: E402
 from services.tts_piper.settings import Settings  # noqa: E402
-from tests.helpers import PIPER_VOICE, run_server  # noqa: E402
+from testkit.helpers import PIPER_VOICE, run_server  # noqa: E402
 
 ONE = "Please send the quarterly report to my office before noon tomorrow."
 THREE = (

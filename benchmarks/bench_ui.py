@@ -49,7 +49,7 @@ def _time(fn: Callable[[], object], n: int, warmup: int = 2) -> tuple[float, flo
 
 
 def _prometheus(target: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    from tests.helpers import free_port
+    from testkit.helpers import free_port
 
     config = tmp / "prometheus.yml"
     config.write_text(
@@ -117,8 +117,8 @@ def main() -> None:
     )
     from services.testing_ui.app import build_app
     from services.testing_ui.settings import Settings
-    from tests.helpers import run_server
-    from tests.ui.fakes import build_fake_orchestrator
+    from testkit.fakes.ui_orchestrator import build_fake_orchestrator
+    from testkit.helpers import run_server
 
     rows: list[tuple[str, str, float, float]] = []
     ui_settings = Settings(orchestrator_url="", log_json=False)

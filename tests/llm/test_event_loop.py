@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import SMOLLM2_CT2, free_port, run_process
+from testkit.helpers import SMOLLM2_CT2, free_port, run_process
 from tests.llm.checks import CHAT
 
 pytestmark = pytest.mark.slow

@@ -29,9 +29,9 @@ from services.orchestrator.balancer import (
     static_resolver,
 )
 from services.orchestrator.settings import Settings
-from tests.helpers import free_port, run_server
-from tests.orchestrator.conftest import ask, config_doc, dead_url, stage, write_config
-from tests.orchestrator.fakes import Knobs, fake_stage_app, tiny_wav
+from testkit.fakes.stages import Knobs, fake_stage_app, tiny_wav
+from testkit.helpers import free_port, run_server
+from testkit.orchestrator import ask, config_doc, dead_url, stage, write_config
 
 LOOPBACKS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.orchestrator.conftest import (
+from testkit.fakes.stages import tiny_wav
+from testkit.orchestrator import (
     all_urls,
     ask,
     config_doc,
@@ -14,7 +15,6 @@ from tests.orchestrator.conftest import (
     stage,
     write_config,
 )
-from tests.orchestrator.fakes import tiny_wav
 
 CLIENTS = ["http", "langchain"]
 

@@ -12,7 +12,7 @@ import pytest
 from services.kit.audio import from_pcm16, to_pcm16
 from services.preprocessor.app import build_app
 from services.preprocessor.settings import Settings
-from tests.helpers import run_server, wav_bytes
+from testkit.helpers import run_server, wav_bytes
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from openai import OpenAI
 
 from services.stt.app import build_app
 from services.stt.settings import Settings
-from tests.helpers import WHISPER_BASE, run_server, synth_speech, wav_bytes, wer
+from testkit.helpers import WHISPER_BASE, run_server, synth_speech, wav_bytes, wer
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ from services.tts_bark.app import build_app
 from services.tts_bark.settings import Settings
 from services.tts_piper.app import build_app as build_piper_app
 from services.tts_piper.settings import Settings as PiperSettings
-from tests.helpers import PIPER_VOICE, WHISPER_TINY_EN, free_port, run_server, wer
-from tests.tts_bark.tiny_bark import build_tiny_bark
+from testkit.helpers import PIPER_VOICE, WHISPER_TINY_EN, free_port, run_server, wer
+from testkit.models.tiny_bark import build_tiny_bark
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from services.kit import ApiError, ServiceSettings, ServiceState, create_app
 from services.kit.app import get_state
 from services.kit.audio import decode_audio
 from services.kit.metrics import LATENCY_BUCKETS
-from tests.helpers import synth_speech, wav_bytes
+from testkit.helpers import synth_speech, wav_bytes
 
 
 def _prov(*names: str) -> list[dict[str, Any]]:

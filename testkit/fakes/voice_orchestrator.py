@@ -13,7 +13,7 @@ from fastapi import FastAPI, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from services.discord_bot.handler import PlaybackUnavailable
-from tests.helpers import synth_speech, wav_bytes
+from testkit.helpers import synth_speech, wav_bytes
 
 REPLY_TEXT = "The answer is forty two."
 
