@@ -23,6 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import write_report  # noqa: E402
 from services.llm.app import build_app  # noqa: E402
 from services.llm.backends.ctranslate2_backend import (  # noqa: E402
     CTranslate2ChatEngine,
@@ -287,11 +288,7 @@ def main() -> None:
             f"| {r['label']} | {r['conc_ok']}/{args.clients} | {r['conc_tps']:.1f} |"
             f" {r['conc_p50_s']:.2f} | {r['conc_max_s']:.2f} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    write_report(Path(args.out), "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

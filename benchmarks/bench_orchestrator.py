@@ -33,6 +33,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import write_report  # noqa: E402
 from services.kit.app import freeze_heap  # noqa: E402
 from testkit.fakes.stages import tiny_wav  # noqa: E402
 from testkit.helpers import free_port, run_process  # noqa: E402
@@ -430,10 +431,7 @@ def _report(args: argparse.Namespace, results: list[Result], lc_cpu: float, own_
             f"measured {goal['over_p50']:.1f} / {goal['over_p95']:.1f} ms — "
             + ("met." if goal["over_p50"] <= 5 and goal["over_p95"] <= 15 else "NOT met.")
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_report(Path(args.out), "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

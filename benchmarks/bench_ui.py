@@ -13,9 +13,7 @@ Writes docs/bench/ui.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -29,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 OUT = ROOT / "docs" / "bench" / "ui.md"
+
+from benchmarks.common import header, write_report  # noqa: E402
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -197,12 +197,10 @@ def main() -> None:
 
     cmd = "python benchmarks/bench_ui.py" + (" --quick" if args.quick else "")
     lines = [
-        "## Testing UI and monitoring dashboard",
-        "",
-        f"- Command: `{cmd}` ({n} timed runs per row, after 2 warm-up runs)",
-        f"- Machine: {platform.platform()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()} (shared: other services' tests ran at the same time)",
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        *header(
+            "Testing UI and monitoring dashboard",
+            f"`{cmd}` ({n} timed runs per row, after 2 warm-up runs)",
+        ),
         "",
         "| what | path | p50 ms | p95 ms |",
         "|---|---|---:|---:|",
@@ -215,10 +213,7 @@ def main() -> None:
     ]
     if not rows[-1][0].startswith("dashboard Prometheus"):
         lines.append("\nPrometheus is not installed here: the panel row was not measured.")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
+    write_report(OUT, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,9 @@ from wyoming.tts import Synthesize
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's `services`, not another installed copy
+
+from benchmarks.common import write_report  # noqa: E402
+
 MODELS = ROOT / ".models"
 WHISPER = MODELS / "whisper-base"
 VOICE = MODELS / "piper" / "en_US-joe-medium.onnx"
@@ -439,10 +442,7 @@ def main() -> int:
         "of medians is the figure to quote, and differences of a few percent are within noise.",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    write_report(args.out, "\n".join(lines))
     return 0
 
 

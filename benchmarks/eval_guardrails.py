@@ -48,6 +48,7 @@ if str(ROOT) not in sys.path:
 
 from scripts.guard_corpora import Sample, load  # noqa: E402
 from scripts.run_local import Mesh  # noqa: E402
+from testkit.guardrails import make_settings  # noqa: E402
 from testkit.helpers import run_server  # noqa: E402
 from testkit.mesh import copy_pipelines, local_mesh  # noqa: E402
 
@@ -98,18 +99,7 @@ def own_benign() -> list[Sample]:
 
 def guard_settings() -> Any:
     """The offline profile's guardrails settings, with limits out of the way."""
-    from services.guardrails.settings import Settings
-
-    return Settings(
-        toxicity_backend="profanity-check",
-        escalation_db=":memory:",
-        rate_limit="1000000/minute",
-        rate_limit_storage="memory://",
-        redis_url="",
-        log_json=False,
-        mesh_token="",
-        admin_api_keys="",
-    )
+    return make_settings(rate_limit="1000000/minute")
 
 
 def phase_guard(samples: list[Sample]) -> dict[str, Any]:

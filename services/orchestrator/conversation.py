@@ -1,8 +1,9 @@
 """Conversation: system prompt + session history + the new user turn, sent to an LLM.
 
 Two clients speak to the LLM stage's providers: a direct OpenAI-wire POST over the shared
-HTTP client (default: ~8 ms less CPU per turn) and LangChain's ChatOpenAI (`ORCH_LLM_CLIENT=
-langchain`, for LangChain callbacks and tracing). Both send the same messages.
+HTTP client (default: ~4 ms less CPU per voice turn, docs/benchmarks.md) and LangChain's
+ChatOpenAI (`ORCH_LLM_CLIENT=langchain`, for LangChain callbacks and tracing). Both send the
+same messages.
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ class Settings(ServiceSettings):
         "http",
         description="How the LLM stage calls its providers: `http` posts the OpenAI chat "
         "format over the shared client; `langchain` goes through LangChain's ChatOpenAI "
-        "(callbacks, tracing; ~8 ms more CPU per turn).",
+        "(callbacks, tracing; ~4 ms more CPU per voice turn, docs/benchmarks.md).",
     )
     chat_pipeline: str = Field(
         "text",

@@ -122,21 +122,19 @@ def test_stop_sequence_cuts_output_and_reports_stop(client):
 
 
 def test_seeded_sampling_is_reproducible(client):
-    def ask(seed):
-        return (
-            client.chat.completions.create(
-                model="m",
-                messages=USER,
-                max_tokens=12,
-                temperature=1.0,
-                top_p=0.95,
-                seed=seed,
-            )
-            .choices[0]
-            .message.content
+    def ask(seed: int | None) -> str:
+        r = client.chat.completions.create(
+            model="m", messages=USER, max_tokens=12, temperature=1.0, top_p=0.95, seed=seed
         )
+        return r.choices[0].message.content or ""
 
-    assert ask(7) == ask(7)
+    first = ask(7)
+    # An unseeded sample in between must not disturb the next seeded one.
+    ask(None)
+    assert ask(7) == first
+    # The seed is what makes them equal: other seeds give other texts (an engine that ignored
+    # the seed, or never sampled, would pass the equality above and fail here).
+    assert len({first, *(ask(seed) for seed in (1, 2, 3))}) > 1
 
 
 def test_content_parts_developer_role_and_multi_turn(client):
