@@ -11,6 +11,7 @@ import httpx
 import yaml
 
 from services.orchestrator.app import build_app
+from services.orchestrator.balancer import Resolver
 from services.orchestrator.settings import Settings
 from testkit.fakes.stages import Knobs
 from testkit.helpers import free_port, run_server
@@ -105,8 +106,12 @@ def write_config(path: Path, doc: dict[str, Any]) -> Path:
 
 
 @contextlib.contextmanager
-def orchestrator(path: Path, **settings: Any) -> Iterator[str]:
-    """Run an orchestrator on `path` with real uvicorn; yield its base URL."""
+def orchestrator(path: Path, resolver: Resolver | None = None, **settings: Any) -> Iterator[str]:
+    """Run an orchestrator on `path` with real uvicorn; yield its base URL.
+
+    `resolver` decides how provider hosts resolve (DNS by default); `settings` override the
+    test defaults (keyless, no Redis, no hot reload, every stage switched on).
+    """
     defaults: dict[str, Any] = {
         "pipelines_path": str(path),
         "reload_poll_s": 0,
@@ -119,5 +124,5 @@ def orchestrator(path: Path, **settings: Any) -> Iterator[str]:
         "enable_guardrails": True,
     }
     defaults.update(settings)
-    with run_server(build_app(Settings(**defaults))) as base:
+    with run_server(build_app(Settings(**defaults), resolver=resolver)) as base:
         yield base
