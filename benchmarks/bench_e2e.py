@@ -312,6 +312,21 @@ def phase_voice(mesh: Mesh, c: httpx.Client, wav: bytes, runs: int) -> dict[str,
     }
 
 
+def run_sessions(
+    session: Callable[[int], list[Turn]], n: int, tag: str, need_audio: bool
+) -> tuple[list[Turn], float, list[Turn]]:
+    """Run `n` sessions at once; (every turn, wall seconds, the lost turns), errors printed."""
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(n) as pool:
+        results = [t for ts in pool.map(session, range(n)) for t in ts]
+    wall = time.monotonic() - t0
+    bad = [t for t in results if lost(t, need_audio=need_audio)]
+    print(f"  {tag}: {len(results)} turns in {wall:.1f} s, {len(bad)} errors", flush=True)
+    for kind in error_kinds(bad)[:4]:
+        print(f"    {kind}", flush=True)
+    return results, wall, bad
+
+
 def phase_text_load(
     c: httpx.Client, sessions: int, turns: int, pipeline: str, tag: str
 ) -> dict[str, Any]:
@@ -327,15 +342,8 @@ def phase_text_load(
             )
         return out
 
-    t0 = time.monotonic()
-    with ThreadPoolExecutor(sessions) as pool:
-        results = [t for ts in pool.map(session, range(sessions)) for t in ts]
-    wall = time.monotonic() - t0
-    bad = [t for t in results if lost(t)]
+    results, wall, bad = run_sessions(session, sessions, tag, need_audio=False)
     lat = [t.latency_ms for t in results if not lost(t)]
-    print(f"  {tag}: {len(results)} turns in {wall:.1f} s, {len(bad)} errors", flush=True)
-    for kind in error_kinds(bad)[:4]:
-        print(f"    {kind}", flush=True)
     return {
         "pipeline": pipeline,
         "sessions": sessions,
@@ -365,14 +373,7 @@ def phase_voice_load(c: httpx.Client, wav: bytes, concurrent: int, rounds: int) 
     def session(i: int) -> list[Turn]:
         return [voice_turn(c, wav, f"bench-vload-{i}") for _ in range(rounds)]
 
-    t0 = time.monotonic()
-    with ThreadPoolExecutor(concurrent) as pool:
-        results = [t for ts in pool.map(session, range(concurrent)) for t in ts]
-    wall = time.monotonic() - t0
-    bad = [t for t in results if lost(t, need_audio=True)]
-    print(f"  voice load: {len(results)} turns in {wall:.1f} s, {len(bad)} errors", flush=True)
-    for kind in error_kinds(bad)[:4]:
-        print(f"    {kind}", flush=True)
+    results, wall, bad = run_sessions(session, concurrent, "voice load", need_audio=True)
     return {
         "concurrent": concurrent,
         "rounds": rounds,
@@ -422,6 +423,16 @@ def phase_faults(
     def pgsig(sig: int) -> None:
         os.killpg(mesh.running["tts-bark"].proc.pid, sig)
 
+    def primary_back(since: float) -> None:
+        """Until the primary serves again (breaker cool-down, then a probe), bounded; 3 s more."""
+        deadline = time.monotonic() + cooldown_s + 30
+        while time.monotonic() < deadline:
+            with lock:
+                if _first(turns, since, "tts-primary") is not None:
+                    break
+            time.sleep(0.5)
+        time.sleep(3)
+
     t0 = time.monotonic()
     threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(workers)]
     for th in threads:
@@ -440,15 +451,7 @@ def phase_faults(
         print(
             f"  tts-bark ready again after {events['ready'] - events['restart']:.1f} s", flush=True
         )
-        # Wait until the primary serves again (breaker cool-down, then a probe), bounded.
-        deadline = time.monotonic() + cooldown_s + 30
-        while time.monotonic() < deadline:
-            with lock:
-                back = _first(turns, events["restart"], "tts-primary")
-            if back is not None:
-                break
-            time.sleep(0.5)
-        time.sleep(3)
+        primary_back(events["restart"])
         events["stop"] = time.monotonic()
         pgsig(signal.SIGSTOP)
         print("  tts-bark SIGSTOPped (hang)", flush=True)
@@ -458,14 +461,7 @@ def phase_faults(
             events["cont"] = time.monotonic()
             pgsig(signal.SIGCONT)
         print("  tts-bark SIGCONTed", flush=True)
-        deadline = time.monotonic() + cooldown_s + 30
-        while time.monotonic() < deadline:
-            with lock:
-                back = _first(turns, events["cont"], "tts-primary")
-            if back is not None:
-                break
-            time.sleep(0.5)
-        time.sleep(3)
+        primary_back(events["cont"])
     finally:
         stop.set()
         for th in threads:
