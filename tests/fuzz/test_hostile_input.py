@@ -20,8 +20,8 @@ import httpx
 import numpy as np
 import pytest
 
+from testkit.fuzz import MAX_BODY, assert_healthy, serve
 from testkit.helpers import wav_bytes
-from tests.fuzz import MAX_BODY, assert_healthy, serve
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from langchain_openai import ChatOpenAI
 from services.llm.app import build_app
 from services.llm.settings import Settings
 from testkit.helpers import run_server
-from tests.llm.checks import CHAT, USER, check_disconnect_stops_generation, metric
+from testkit.llm import CHAT, USER, check_disconnect_stops_generation, metric
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from services.llm.backends.ctranslate2_backend import CTranslate2ChatEngine, con
 from services.llm.engine import ChatMessage, GenerationParams
 from services.llm.settings import Settings
 from testkit.helpers import run_server
-from tests.llm.checks import CHAT, USER, check_disconnect_stops_generation
+from testkit.llm import CHAT, USER, check_disconnect_stops_generation
 
 pytestmark = pytest.mark.slow
 

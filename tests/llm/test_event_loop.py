@@ -30,7 +30,7 @@ import httpx
 import pytest
 
 from testkit.helpers import SMOLLM2_CT2, free_port, run_process
-from tests.llm.checks import CHAT
+from testkit.llm import CHAT
 
 pytestmark = pytest.mark.slow
 
