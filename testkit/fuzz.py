@@ -40,8 +40,7 @@ def _stt(tmp: Path) -> Iterator[str]:
         yield base
 
 
-@contextlib.contextmanager
-def _llm(tmp: Path) -> Iterator[str]:
+def _llm(tmp: Path) -> contextlib.AbstractContextManager[str]:
     from services.llm.app import build_app
     from services.llm.settings import Settings
     from testkit.models.tiny_t5 import build_t5
@@ -55,8 +54,7 @@ def _llm(tmp: Path) -> Iterator[str]:
         max_body_bytes=MAX_BODY,
         log_json=False,
     )
-    with run_server(build_app(settings), timeout=180) as base:
-        yield base
+    return run_server(build_app(settings), timeout=180)
 
 
 def _piper_settings() -> Any:
