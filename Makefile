@@ -107,7 +107,7 @@ test-fast: ## Tests without the slow (model/server) ones
 lint: ## ruff + mypy (strict) + hadolint
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
-	$(PYTHON) -m mypy services scripts benchmarks
+	$(PYTHON) -m mypy services scripts benchmarks testkit
 	hadolint Dockerfile docker/prometheus.Dockerfile
 
 format: ## Apply ruff's fixes and formatting

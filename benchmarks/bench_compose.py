@@ -45,13 +45,7 @@ def _run(cmd: list[str], env: dict[str, str]) -> float:
 
 def _remove_project_images(env: dict[str, str]) -> None:
     """Drop the project's service images and the build cache, keep the local base."""
-    out = subprocess.run(
-        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", PROJECT + "/*"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    ).stdout.split()
+    out = _images(env, "{{.Repository}}:{{.Tag}}").split()
     images = [i for i in out if not i.startswith(f"{PROJECT}/base:")]
     if images:
         subprocess.run(["docker", "rmi", "-f", *images], env=env, check=True)
@@ -84,14 +78,19 @@ def _voice_turn(api_key: str, audio: bytes) -> tuple[float, dict[str, object]]:
     return time.monotonic() - start, body
 
 
-def _image_sizes(env: dict[str, str]) -> dict[str, str]:
-    out = subprocess.run(
-        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}", PROJECT + "/*"],
+def _images(env: dict[str, str], fmt: str) -> str:
+    """`docker images` of the project's images, one line per image in `fmt`."""
+    return subprocess.run(
+        ["docker", "images", "--format", fmt, PROJECT + "/*"],
         capture_output=True,
         text=True,
         env=env,
         check=True,
     ).stdout
+
+
+def _image_sizes(env: dict[str, str]) -> dict[str, str]:
+    out = _images(env, "{{.Repository}}:{{.Tag}} {{.Size}}")
     return dict(line.split(" ", 1) for line in out.splitlines() if line.strip())
 
 

@@ -49,8 +49,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.run_local import STAGE_SERVICES, Mesh, load_specs, parse_env_file  # noqa: E402
-from tests.helpers import add_noise, echo_llm_app, free_port, run_server, synth_speech, wav_bytes  # noqa: E402
+from scripts.run_local import STAGE_SERVICES, Mesh, parse_env_file  # noqa: E402
+from testkit.helpers import add_noise, echo_llm_app, run_server, synth_speech, wav_bytes  # noqa: E402
+from testkit.mesh import local_mesh  # noqa: E402
 
 API_KEY = "bench-e2e-key"
 STAGES = ["denoise", "stt", "guard_input", "llm", "guard_output", "tts"]
@@ -144,43 +145,22 @@ def running_mesh(
     pipelines: Path, breaker_cooldown_s: float, llm_env: dict[str, str]
 ) -> Iterator[Mesh]:
     """Start the stage services and the orchestrator on free ports; stop them at the end."""
-    ports = {name: free_port() for name in STAGE_SERVICES}
-    specs = load_specs(ROOT / "docker-compose.yml", [], ROOT / ".env.local", host_ports=ports)
     shutil.rmtree(LOG_DIR, ignore_errors=True)
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    with (LOG_DIR / "runner.log").open("w") as out:
-        mesh = Mesh(
-            specs,
-            only=set(STAGE_SERVICES),
-            out=out,
-            log_dir=LOG_DIR,
-            quiet_logs=True,
-            extra_env={
-                "llm-flan": llm_env,
-                "orchestrator": {
-                    "ORCH_PIPELINES_PATH": str(pipelines),
-                    "ORCHESTRATOR_API_KEYS": API_KEY,
-                    "ORCH_RELOAD_POLL_S": "0",
-                    "ORCH_BREAKER_COOLDOWN_S": str(breaker_cooldown_s),
-                },
-                # The shipped rate limit (per end user): the load must fit under it.
-                "guardrails": {
-                    "GUARD_ESCALATION_DB": str(pipelines.parent / "esc.db"),
-                },
-            },
-        )
-        mesh.start_all()
-        try:
-            t0 = time.monotonic()
-            if not mesh.wait_ready(timeout=600):
-                raise RuntimeError(f"mesh did not become ready; see {LOG_DIR}")
-            print(f"mesh ready in {time.monotonic() - t0:.1f} s", flush=True)
-            yield mesh
-        finally:
-            for run in mesh.running.values():  # a SIGSTOPped service would ignore SIGTERM
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(run.proc.pid, signal.SIGCONT)
-            mesh.stop_all()
+    env = {
+        "llm-flan": llm_env,
+        "orchestrator": {
+            "ORCH_PIPELINES_PATH": str(pipelines),
+            "ORCHESTRATOR_API_KEYS": API_KEY,
+            "ORCH_RELOAD_POLL_S": "0",
+            "ORCH_BREAKER_COOLDOWN_S": str(breaker_cooldown_s),
+        },
+        # The shipped rate limit (per end user): the load must fit under it.
+        "guardrails": {"GUARD_ESCALATION_DB": str(pipelines.parent / "esc.db")},
+    }
+    t0 = time.monotonic()
+    with local_mesh(STAGE_SERVICES, LOG_DIR, env) as mesh:
+        print(f"mesh ready in {time.monotonic() - t0:.1f} s", flush=True)
+        yield mesh
 
 
 # ---------------------------------------------------------------- requests
@@ -332,6 +312,21 @@ def phase_voice(mesh: Mesh, c: httpx.Client, wav: bytes, runs: int) -> dict[str,
     }
 
 
+def run_sessions(
+    session: Callable[[int], list[Turn]], n: int, tag: str, need_audio: bool
+) -> tuple[list[Turn], float, list[Turn]]:
+    """Run `n` sessions at once; (every turn, wall seconds, the lost turns), errors printed."""
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(n) as pool:
+        results = [t for ts in pool.map(session, range(n)) for t in ts]
+    wall = time.monotonic() - t0
+    bad = [t for t in results if lost(t, need_audio=need_audio)]
+    print(f"  {tag}: {len(results)} turns in {wall:.1f} s, {len(bad)} errors", flush=True)
+    for kind in error_kinds(bad)[:4]:
+        print(f"    {kind}", flush=True)
+    return results, wall, bad
+
+
 def phase_text_load(
     c: httpx.Client, sessions: int, turns: int, pipeline: str, tag: str
 ) -> dict[str, Any]:
@@ -347,15 +342,8 @@ def phase_text_load(
             )
         return out
 
-    t0 = time.monotonic()
-    with ThreadPoolExecutor(sessions) as pool:
-        results = [t for ts in pool.map(session, range(sessions)) for t in ts]
-    wall = time.monotonic() - t0
-    bad = [t for t in results if lost(t)]
+    results, wall, bad = run_sessions(session, sessions, tag, need_audio=False)
     lat = [t.latency_ms for t in results if not lost(t)]
-    print(f"  {tag}: {len(results)} turns in {wall:.1f} s, {len(bad)} errors", flush=True)
-    for kind in error_kinds(bad)[:4]:
-        print(f"    {kind}", flush=True)
     return {
         "pipeline": pipeline,
         "sessions": sessions,
@@ -385,14 +373,7 @@ def phase_voice_load(c: httpx.Client, wav: bytes, concurrent: int, rounds: int) 
     def session(i: int) -> list[Turn]:
         return [voice_turn(c, wav, f"bench-vload-{i}") for _ in range(rounds)]
 
-    t0 = time.monotonic()
-    with ThreadPoolExecutor(concurrent) as pool:
-        results = [t for ts in pool.map(session, range(concurrent)) for t in ts]
-    wall = time.monotonic() - t0
-    bad = [t for t in results if lost(t, need_audio=True)]
-    print(f"  voice load: {len(results)} turns in {wall:.1f} s, {len(bad)} errors", flush=True)
-    for kind in error_kinds(bad)[:4]:
-        print(f"    {kind}", flush=True)
+    results, wall, bad = run_sessions(session, concurrent, "voice load", need_audio=True)
     return {
         "concurrent": concurrent,
         "rounds": rounds,
@@ -442,6 +423,16 @@ def phase_faults(
     def pgsig(sig: int) -> None:
         os.killpg(mesh.running["tts-bark"].proc.pid, sig)
 
+    def primary_back(since: float) -> None:
+        """Until the primary serves again (breaker cool-down, then a probe), bounded; 3 s more."""
+        deadline = time.monotonic() + cooldown_s + 30
+        while time.monotonic() < deadline:
+            with lock:
+                if _first(turns, since, "tts-primary") is not None:
+                    break
+            time.sleep(0.5)
+        time.sleep(3)
+
     t0 = time.monotonic()
     threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(workers)]
     for th in threads:
@@ -460,15 +451,7 @@ def phase_faults(
         print(
             f"  tts-bark ready again after {events['ready'] - events['restart']:.1f} s", flush=True
         )
-        # Wait until the primary serves again (breaker cool-down, then a probe), bounded.
-        deadline = time.monotonic() + cooldown_s + 30
-        while time.monotonic() < deadline:
-            with lock:
-                back = _first(turns, events["restart"], "tts-primary")
-            if back is not None:
-                break
-            time.sleep(0.5)
-        time.sleep(3)
+        primary_back(events["restart"])
         events["stop"] = time.monotonic()
         pgsig(signal.SIGSTOP)
         print("  tts-bark SIGSTOPped (hang)", flush=True)
@@ -478,14 +461,7 @@ def phase_faults(
             events["cont"] = time.monotonic()
             pgsig(signal.SIGCONT)
         print("  tts-bark SIGCONTed", flush=True)
-        deadline = time.monotonic() + cooldown_s + 30
-        while time.monotonic() < deadline:
-            with lock:
-                back = _first(turns, events["cont"], "tts-primary")
-            if back is not None:
-                break
-            time.sleep(0.5)
-        time.sleep(3)
+        primary_back(events["cont"])
     finally:
         stop.set()
         for th in threads:

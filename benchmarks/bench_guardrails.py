@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import random
@@ -16,19 +15,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-DATA = ROOT / "tests" / "guardrails" / "data"
 OUT = ROOT / "docs" / "bench" / "guardrails.md"
 
-
-def _rows(name: str) -> list[dict[str, Any]]:
-    with open(DATA / name, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+from benchmarks.common import write_report  # noqa: E402
+from testkit.guardrails import load_jsonl, make_settings  # noqa: E402
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -49,7 +44,7 @@ def _time(fn: Callable[[str], object], texts: list[str], repeat: int) -> tuple[f
 
 def _long_text(n_chars: int, seed: int = 1) -> str:
     rng = random.Random(seed)
-    words = [r["text"] for r in _rows("benign.jsonl")]
+    words = [r["text"] for r in load_jsonl("benign.jsonl")]
     out = ""
     while len(out) < n_chars:
         out += rng.choice(words) + " "
@@ -69,11 +64,10 @@ def main() -> None:
     from services.guardrails.backends.profanity import ProfanityCheckClassifier
     from services.guardrails.injection import InjectionRules
     from services.guardrails.pii import redact
-    from services.guardrails.settings import Settings
-    from tests.helpers import run_server
+    from testkit.helpers import run_server
 
-    attacks, benign = _rows("injection.jsonl"), _rows("benign.jsonl")
-    toxic_rows, pii_rows = _rows("toxicity.jsonl"), _rows("pii.jsonl")
+    attacks, benign = load_jsonl("injection.jsonl"), load_jsonl("benign.jsonl")
+    toxic_rows, pii_rows = load_jsonl("toxicity.jsonl"), load_jsonl("pii.jsonl")
     prompts = [r["text"] for r in attacks + benign]
     outputs = [r["text"] for r in toxic_rows + pii_rows]
     long_in, long_out = _long_text(4000), _long_text(20_000)
@@ -98,14 +92,7 @@ def main() -> None:
         )
     )
 
-    settings = Settings(
-        toxicity_backend="profanity-check",
-        escalation_db=":memory:",
-        rate_limit="1000000/minute",
-        rate_limit_storage="memory://",
-        redis_url="",
-        log_json=False,
-    )
+    settings = make_settings(rate_limit="1000000/minute")
     with run_server(build_app(settings)) as base, httpx.Client(base_url=base) as client:
 
         def post_in(text: str) -> object:
@@ -184,10 +171,7 @@ def main() -> None:
         "for unseen attacks; the five paraphrases are attacks the rules do not target.",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text, encoding="utf-8")
+    write_report(OUT, "\n".join(lines))
 
 
 if __name__ == "__main__":

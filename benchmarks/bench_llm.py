@@ -23,6 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import write_report  # noqa: E402
 from services.llm.app import build_app  # noqa: E402
 from services.llm.backends.ctranslate2_backend import (  # noqa: E402
     CTranslate2ChatEngine,
@@ -31,8 +32,8 @@ from services.llm.backends.ctranslate2_backend import (  # noqa: E402
 from services.llm.backends.transformers_backend import TransformersChatEngine  # noqa: E402
 from services.llm.engine import ChatMessage  # noqa: E402
 from services.llm.settings import Settings  # noqa: E402
-from tests.helpers import SMOLLM2_CT2, SMOLLM2_GGUF, run_server  # noqa: E402
-from tests.llm.tiny_t5 import build_t5  # noqa: E402
+from testkit.helpers import SMOLLM2_CT2, SMOLLM2_GGUF, run_server  # noqa: E402
+from testkit.models.tiny_t5 import build_t5  # noqa: E402
 
 QUESTION = "Write a long story about a fox who travels around the world."
 Engine = TransformersChatEngine | CTranslate2ChatEngine
@@ -285,11 +286,7 @@ def main() -> None:
             f"| {r['label']} | {r['conc_ok']}/{args.clients} | {r['conc_tps']:.1f} |"
             f" {r['conc_p50_s']:.2f} | {r['conc_max_s']:.2f} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    write_report(Path(args.out), "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Orchestration overhead: end-to-end latency minus the stages' own processing time.
 
-Runs fake stage services (tests/orchestrator/fakes.py) and the real orchestrator
+Runs fake stage services (testkit/fakes/stages.py) and the real orchestrator
 (`python -m services.orchestrator`) as separate processes, drives the six-stage voice
 pipeline over HTTP with N concurrent sessions, and subtracts what the fakes report as their
 own handler time for each X-Request-ID (the orchestrator forwards the ID to every stage).
@@ -33,9 +33,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import write_report  # noqa: E402
 from services.kit.app import freeze_heap  # noqa: E402
-from tests.helpers import free_port, run_process  # noqa: E402
-from tests.orchestrator.fakes import tiny_wav  # noqa: E402
+from testkit.fakes.stages import tiny_wav  # noqa: E402
+from testkit.helpers import free_port, run_process  # noqa: E402
 
 CAPABILITIES = {
     "denoise": "denoise",
@@ -288,7 +289,7 @@ def main() -> None:
             cmd = [sys.executable, "-m", *args]
             return stack.enter_context(run_process(cmd, url + "/health/ready", env=env)).pid
 
-        fake = ["tests.orchestrator.fakes", "--port"]
+        fake = ["testkit.fakes.stages", "--port"]
         spawn([*fake, str(fast_port)], fast, env)
         for name, port in staged_ports.items():
             spawn([*fake, str(port)], staged[name], env)
@@ -370,7 +371,7 @@ def _report(args: argparse.Namespace, results: list[Result], lc_cpu: float, own_
         "- Setup: everything on this one machine — the load generator (aiohttp), the real "
         "orchestrator "
         "(`python -m services.orchestrator`, one process) and fake stage services "
-        "(tests/orchestrator/fakes.py, FastAPI under uvicorn) on 127.0.0.1. The six-stage "
+        "(testkit/fakes/stages.py, FastAPI under uvicorn) on 127.0.0.1. The six-stage "
         "voice pipeline (denoise, stt, guard_input, llm, guard_output, tts) through "
         "`POST /v1/voice` with a 0.5 s WAV, every session sending its next turn as soon as the "
         "last one returns. `voice`: one fake process answers every stage at once. `staged`: "
@@ -431,10 +432,7 @@ def _report(args: argparse.Namespace, results: list[Result], lc_cpu: float, own_
             f"measured {goal['over_p50']:.1f} / {goal['over_p95']:.1f} ms — "
             + ("met." if goal["over_p50"] <= 5 and goal["over_p95"] <= 15 else "NOT met.")
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_report(Path(args.out), "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -6,10 +6,7 @@ Writes docs/bench/preprocessor.md.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -20,26 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from benchmarks.common import arguments, header, write_report  # noqa: E402
 from services.preprocessor.backends import load_engine  # noqa: E402
 from services.preprocessor.engine import DenoiseEngine, denoise_clip  # noqa: E402
 from services.preprocessor.settings import Settings  # noqa: E402
-from tests.helpers import WHISPER_BASE, add_noise, wer  # noqa: E402
-from tests.preprocessor.conftest import deterministic_speech  # noqa: E402
-
-TEXT = (
-    "Please turn off the kitchen lights and set an alarm for seven thirty tomorrow morning. "
-    "What is the weather going to be like in Boston on Saturday afternoon? "
-    "Remind me to call my sister about the birthday dinner next week."
-)
-RATE = 16000
-
-
-def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """Scale-invariant SDR in dB."""
-    ref = reference.astype(np.float64)
-    est = estimate.astype(np.float64)
-    target = (np.dot(est, ref) / np.dot(ref, ref)) * ref
-    return float(10 * np.log10(np.sum(target**2) / np.sum((est - target) ** 2)))
+from testkit.audio_quality import RATE, TEXT, deterministic_speech, si_sdr  # noqa: E402
+from testkit.helpers import WHISPER_BASE, add_noise, wer  # noqa: E402
 
 
 def rtf(engine: DenoiseEngine, clip: np.ndarray, rate: int, repeats: int) -> float:
@@ -54,10 +37,9 @@ def rtf(engine: DenoiseEngine, clip: np.ndarray, rate: int, repeats: int) -> flo
 
 def main() -> None:
     """Measure and write the markdown section."""
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="one noise seed, one repeat (<60 s idle)")
-    ap.add_argument("--out", default=str(ROOT / "docs" / "bench" / "preprocessor.md"))
-    args = ap.parse_args()
+    args = arguments(
+        __doc__, "preprocessor", "one noise seed, one repeat (<60 s idle)"
+    ).parse_args()
     takes = 1 if args.quick else 3
     repeats = 1 if args.quick else 3
 
@@ -110,12 +92,7 @@ def main() -> None:
 
     cmd = "python benchmarks/bench_preprocessor.py" + (" --quick" if args.quick else "")
     lines = [
-        "## Audio preprocessor",
-        "",
-        f"- Command: `{cmd}`",
-        f"- Machine: {platform.platform()}, {platform.processor() or platform.machine()},"
-        f" os.cpu_count()={os.cpu_count()} (shared with other jobs while measured)",
-        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        *header("Audio preprocessor", f"`{cmd}`"),
         f"- Speech: Piper en_US joe (sampling noise off), {seconds / takes:.1f} s, 16 kHz, with"
         f" white noise seeds 0..{takes - 1} added at 16 kHz; figures are means over the seeds."
         f" WER by faster-whisper base int8 (beam 1); clean-speech WER {clean_wer:.1%}.",
@@ -136,10 +113,7 @@ def main() -> None:
         ],
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_report(args.out, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from bench_e2e import (  # noqa: E402
 
 from services.client.live import RATE, live_turn  # noqa: E402
 from services.kit.audio import decode_audio, to_pcm16  # noqa: E402
-from tests.helpers import echo_llm_app, run_server, synth_speech, wav_bytes  # noqa: E402
+from testkit.helpers import echo_llm_app, run_server, synth_speech, wav_bytes  # noqa: E402
 
 MAX_TOKENS = 64
 QUESTIONS = [

@@ -5,7 +5,6 @@ Run: `python benchmarks/bench_tts.py [--quick]`. Writes docs/bench/tts.md.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import platform
@@ -22,29 +21,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.common import arguments, write_report  # noqa: E402
 from services.tts_piper.app import build_app  # noqa: E402
 from services.tts_piper.backends.piper_voice import PiperEngine  # noqa: E402
 from services.tts_piper.settings import Settings  # noqa: E402
-from tests.helpers import PIPER_VOICE, run_server  # noqa: E402
+from testkit.helpers import PIPER_VOICE, run_server  # noqa: E402
+from testkit.texts import REQUEST, SENTENCES  # noqa: E402
 
-ONE = "Please send the quarterly report to my office before noon tomorrow."
-THREE = (
-    "The weather is sunny and warm today. "
-    "Please send the report to my office before noon. "
-    "Our train leaves the station at seven in the evening."
-)
-TEN = " ".join(
-    [
-        THREE,
-        "She bought three apples and a loaf of bread.",
-        "He plays the guitar in a small band on weekends.",
-        "Turn left at the next corner and walk two blocks.",
-        "The museum opens at nine and closes at five.",
-        "We should water the plants before we go away.",
-        "My sister is learning to speak Spanish this year.",
-        "The children painted a large map of the world.",
-    ]
-)
+ONE = REQUEST
+THREE = " ".join(SENTENCES[i] for i in (0, 1, 3))
+TEN = " ".join([THREE, SENTENCES[2], *SENTENCES[4:]])
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -73,10 +59,7 @@ def http_timing(client: httpx.Client, url: str, body: dict[str, object]) -> tupl
 
 def main() -> None:
     """Measure, print and write docs/bench/tts.md."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (~30 s)")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "bench" / "tts.md"))
-    args = parser.parse_args()
+    args = arguments(__doc__, "tts", "fewer repeats (~30 s)").parse_args()
     repeats = 3 if args.quick else 10
 
     engine = PiperEngine([PIPER_VOICE])
@@ -179,11 +162,7 @@ def main() -> None:
         "- Bark: no figures — no GPU was lent to this task and no registry carries Bark weights.",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    write_report(args.out, "\n".join(lines))
 
 
 if __name__ == "__main__":

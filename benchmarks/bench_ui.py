@@ -13,9 +13,7 @@ Writes docs/bench/ui.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -29,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 OUT = ROOT / "docs" / "bench" / "ui.md"
+
+from benchmarks.common import header, write_report  # noqa: E402
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -49,7 +49,7 @@ def _time(fn: Callable[[], object], n: int, warmup: int = 2) -> tuple[float, flo
 
 
 def _prometheus(target: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    from tests.helpers import free_port
+    from testkit.helpers import free_port
 
     config = tmp / "prometheus.yml"
     config.write_text(
@@ -117,8 +117,8 @@ def main() -> None:
     )
     from services.testing_ui.app import build_app
     from services.testing_ui.settings import Settings
-    from tests.helpers import run_server
-    from tests.ui.fakes import build_fake_orchestrator
+    from testkit.fakes.ui_orchestrator import build_fake_orchestrator
+    from testkit.helpers import run_server
 
     rows: list[tuple[str, str, float, float]] = []
     ui_settings = Settings(orchestrator_url="", log_json=False)
@@ -197,12 +197,10 @@ def main() -> None:
 
     cmd = "python benchmarks/bench_ui.py" + (" --quick" if args.quick else "")
     lines = [
-        "## Testing UI and monitoring dashboard",
-        "",
-        f"- Command: `{cmd}` ({n} timed runs per row, after 2 warm-up runs)",
-        f"- Machine: {platform.platform()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()} (shared: other services' tests ran at the same time)",
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        *header(
+            "Testing UI and monitoring dashboard",
+            f"`{cmd}` ({n} timed runs per row, after 2 warm-up runs)",
+        ),
         "",
         "| what | path | p50 ms | p95 ms |",
         "|---|---|---:|---:|",
@@ -215,10 +213,7 @@ def main() -> None:
     ]
     if not rows[-1][0].startswith("dashboard Prometheus"):
         lines.append("\nPrometheus is not installed here: the panel row was not measured.")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
+    write_report(OUT, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from services.kit.vad import WINDOW, EnergyDetector, SileroDetector  # noqa: E402
-from tests.helpers import add_noise, synth_speech  # noqa: E402
+from testkit.helpers import add_noise, synth_speech  # noqa: E402
 
 PHRASES = (
     "What is the weather like in Paris today?",

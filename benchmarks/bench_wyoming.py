@@ -40,6 +40,9 @@ from wyoming.tts import Synthesize
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's `services`, not another installed copy
+
+from benchmarks.common import write_report  # noqa: E402
+
 MODELS = ROOT / ".models"
 WHISPER = MODELS / "whisper-base"
 VOICE = MODELS / "piper" / "en_US-joe-medium.onnx"
@@ -172,23 +175,30 @@ def base_env() -> dict[str, str]:
     return env
 
 
+def ours_base_env(env: dict[str, str], prefix: str, wyoming_port: int) -> dict[str, str]:
+    """Our service's environment: a free HTTP port (only Wyoming is timed), its Wyoming port."""
+    return {
+        **env,
+        "PORT": str(free_port()),
+        "HOST": HOST,
+        "WYOMING_PORT": str(wyoming_port),
+        f"{prefix}_WYOMING_HOST": HOST,
+        "LOG_LEVEL": "WARNING",
+    }
+
+
 async def bench_stt(runs: int, tmp: Path) -> tuple[Series, list[str]]:
     """Alternating transcriptions of one spoken command."""
     pcm = speech_16k(COMMAND)
-    ours_port, theirs_port, http_port = free_port(), free_port(), free_port()
+    ours_port, theirs_port = free_port(), free_port()
     env = base_env()
     ours_env = {
-        **env,
-        "PORT": str(http_port),
-        "HOST": HOST,
-        "WYOMING_PORT": str(ours_port),
-        "STT_WYOMING_HOST": HOST,
+        **ours_base_env(env, "STT", ours_port),
         "STT_MODEL": str(WHISPER),
         "STT_COMPUTE_TYPE": "int8",
         "STT_DEVICE": "cpu",
         "STT_CPU_THREADS": str(THREADS),
         "STT_BEAM_SIZE": "5",
-        "LOG_LEVEL": "WARNING",
     }
     theirs_cmd = [
         sys.executable,
@@ -227,17 +237,12 @@ async def bench_stt(runs: int, tmp: Path) -> tuple[Series, list[str]]:
 
 async def bench_tts(runs: int, tmp: Path) -> tuple[Series, Series, float]:
     """Alternating syntheses of a three-sentence reply."""
-    ours_port, theirs_port, http_port = free_port(), free_port(), free_port()
+    ours_port, theirs_port = free_port(), free_port()
     env = base_env()
     ours_env = {
-        **env,
-        "PORT": str(http_port),
-        "HOST": HOST,
-        "WYOMING_PORT": str(ours_port),
-        "PIPER_WYOMING_HOST": HOST,
+        **ours_base_env(env, "PIPER", ours_port),
         "PIPER_VOICE": str(VOICE),
         "PIPER_DOWNLOAD": "false",
-        "LOG_LEVEL": "WARNING",
     }
     theirs_cmd = [
         sys.executable,
@@ -440,10 +445,7 @@ def main() -> int:
         "of medians is the figure to quote, and differences of a few percent are within noise.",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    write_report(args.out, "\n".join(lines))
     return 0
 
 

@@ -47,8 +47,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.guard_corpora import Sample, load  # noqa: E402
-from scripts.run_local import Mesh, load_specs  # noqa: E402
-from tests.helpers import free_port, run_server  # noqa: E402
+from scripts.run_local import Mesh  # noqa: E402
+from testkit.guardrails import make_settings  # noqa: E402
+from testkit.helpers import run_server  # noqa: E402
+from testkit.mesh import copy_pipelines, local_mesh  # noqa: E402
 
 OUT_DIR = ROOT / "docs" / "guardrails-eval"
 OUT_MD = ROOT / "docs" / "guardrails-eval.md"
@@ -97,18 +99,7 @@ def own_benign() -> list[Sample]:
 
 def guard_settings() -> Any:
     """The offline profile's guardrails settings, with limits out of the way."""
-    from services.guardrails.settings import Settings
-
-    return Settings(
-        toxicity_backend="profanity-check",
-        escalation_db=":memory:",
-        rate_limit="1000000/minute",
-        rate_limit_storage="memory://",
-        redis_url="",
-        log_json=False,
-        mesh_token="",
-        admin_api_keys="",
-    )
+    return make_settings(rate_limit="1000000/minute")
 
 
 def phase_guard(samples: list[Sample]) -> dict[str, Any]:
@@ -171,39 +162,21 @@ def phase_checks(samples: list[Sample]) -> dict[str, dict[str, float]]:
 @contextlib.contextmanager
 def mesh_up(workdir: Path) -> Iterator[Mesh]:
     """guardrails + the default offline LLM + orchestrator on free ports."""
-    doc = yaml.safe_load((ROOT / "config" / "pipelines.yaml").read_text())
-    pipelines = workdir / "pipelines.yaml"
-    pipelines.write_text(yaml.safe_dump(doc, sort_keys=False))
-    ports = {name: free_port() for name in MESH}
-    specs = load_specs(ROOT / "docker-compose.yml", [], ROOT / ".env.local", host_ports=ports)
+    pipelines = copy_pipelines(workdir / "pipelines.yaml")
     shutil.rmtree(LOG_DIR, ignore_errors=True)
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    with (LOG_DIR / "runner.log").open("w") as out:
-        mesh = Mesh(
-            specs,
-            only=set(MESH),
-            out=out,
-            log_dir=LOG_DIR,
-            quiet_logs=True,
-            extra_env={
-                "orchestrator": {
-                    "ORCH_PIPELINES_PATH": str(pipelines),
-                    "ORCHESTRATOR_API_KEYS": API_KEY,
-                    "ORCH_RELOAD_POLL_S": "0",
-                },
-                "guardrails": {
-                    "GUARD_ESCALATION_DB": str(workdir / "esc.db"),
-                    "GUARD_RATE_LIMIT": "1000000/minute",
-                },
-            },
-        )
-        mesh.start_all()
-        try:
-            if not mesh.wait_ready(timeout=600):
-                raise RuntimeError(f"mesh did not become ready; see {LOG_DIR}")
-            yield mesh
-        finally:
-            mesh.stop_all()
+    env = {
+        "orchestrator": {
+            "ORCH_PIPELINES_PATH": str(pipelines),
+            "ORCHESTRATOR_API_KEYS": API_KEY,
+            "ORCH_RELOAD_POLL_S": "0",
+        },
+        "guardrails": {
+            "GUARD_ESCALATION_DB": str(workdir / "esc.db"),
+            "GUARD_RATE_LIMIT": "1000000/minute",
+        },
+    }
+    with local_mesh(MESH, LOG_DIR, env) as mesh:
+        yield mesh
 
 
 def system_prompt_windows() -> set[str]:

@@ -5,24 +5,24 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from scripts.run_local import DEFAULT_COMPOSE, ROOT, _health_path, _ports, probe, read_compose
+from scripts.run_local import DEFAULT_COMPOSE, ROOT, load_specs, probe
 
 
 def main() -> int:
     """Probe each service; exit 1 if any is not ready."""
     # The local runner's ports: stage services are on the host only with the debug overlay.
-    services = read_compose([ROOT / name for name in DEFAULT_COMPOSE])
+    specs = load_specs([ROOT / name for name in DEFAULT_COMPOSE], [], None)
     bad = 0
-    for name, svc in services.items():
-        _, host = _ports(svc)
-        if host is None:
+    for spec in specs:
+        if spec.host_port is None:
             continue
-        path = _health_path(svc)
-        status, body = probe(f"http://127.0.0.1:{host}{path}")
+        status, body = probe(f"http://127.0.0.1:{spec.host_port}{spec.health_path}")
         ok = status == 200
         bad += not ok
         detail = "" if ok else f"  {body[:120]}"
-        print(f"{name:22s} :{host:<5d} {'ready' if ok else (status or 'down')}{detail}")
+        print(
+            f"{spec.name:22s} :{spec.host_port:<5d} {'ready' if ok else (status or 'down')}{detail}"
+        )
     return 1 if bad else 0
 
 

@@ -85,23 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     x_text, y = expand(train)
     vecs = [
         TfidfVectorizer(
-            analyzer="char_wb",
-            ngram_range=(3, 5),
-            max_features=CHAR_FEATURES,
+            analyzer=analyzer,
+            ngram_range=ngrams,
+            max_features=features,
             sublinear_tf=True,
             lowercase=False,
             min_df=2,
             dtype=np.float32,
-        ),
-        TfidfVectorizer(
-            analyzer="word",
-            ngram_range=(1, 2),
-            max_features=WORD_FEATURES,
-            sublinear_tf=True,
-            lowercase=False,
-            min_df=2,
-            dtype=np.float32,
-        ),
+        )
+        for analyzer, ngrams, features in (
+            ("char_wb", (3, 5), CHAR_FEATURES),
+            ("word", (1, 2), WORD_FEATURES),
+        )
     ]
     x = hstack([v.fit_transform(x_text) for v in vecs]).tocsr()
     clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT
+from testkit.helpers import ROOT
 
 # No model hub here: fail fast instead of retrying for ~23 s.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

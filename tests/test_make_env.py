@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from scripts.make_env import generate
-from tests.helpers import ROOT
+from testkit.helpers import ROOT
 
 
 def _env(path) -> dict[str, str]:

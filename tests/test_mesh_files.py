@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings
 
 import services
 from scripts.run_local import read_compose
-from tests.helpers import ROOT
+from testkit.helpers import ROOT
 
 ENV_FILES = [".env.common", ".env.docker", ".env.local"]
 OVERLAYS = [

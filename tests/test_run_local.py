@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from scripts.run_local import load_specs
-from tests.helpers import ROOT, free_port
+from testkit.helpers import ROOT, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from scripts.stack import DEFAULT_FILES, merged, to_swarm
-from tests.helpers import ROOT
+from testkit.helpers import ROOT
 
 KEYS = {
     "ORCHESTRATOR_API_KEYS": "k-client",

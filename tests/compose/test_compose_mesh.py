@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from services.kit.audio import decode_audio
-from tests.compose.conftest import PROJECT, ComposeMesh, run
-from tests.helpers import synth_speech, wav_bytes, wer
+from testkit.docker import PROJECT, ComposeMesh, run
+from testkit.helpers import synth_speech, wav_bytes, wer
 
 pytestmark = [pytest.mark.compose, pytest.mark.slow]
 

@@ -9,12 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.run_local import STAGE_SERVICES, Mesh, load_specs
-from tests.helpers import ROOT, echo_llm_app, free_port, run_server
-
-API_KEY = "e2e-test-key"
-ADMIN_KEY = "e2e-admin-key"
-VIEW_SERVICES = ["testing-ui", "monitoring-dashboard", "prometheus"]
+from scripts.run_local import STAGE_SERVICES, Mesh
+from testkit.e2e import ADMIN_KEY, API_KEY, VIEW_SERVICES
+from testkit.helpers import ROOT, echo_llm_app, free_port, run_server
+from testkit.mesh import copy_pipelines, local_mesh, wyoming_ports
 
 
 @pytest.fixture(scope="session")
@@ -27,56 +25,33 @@ def echo_llm() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def pipelines_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of config/pipelines.yaml that tests may rewrite (hot reload)."""
-    path = tmp_path_factory.mktemp("config") / "pipelines.yaml"
-    shutil.copy(ROOT / "config" / "pipelines.yaml", path)
-    return path
+    return copy_pipelines(tmp_path_factory.mktemp("config") / "pipelines.yaml")
 
 
 @pytest.fixture(scope="session")
 def mesh(pipelines_file: Path) -> Iterator[Mesh]:
     """Start the stage services and the orchestrator on free ports; stop them at the end."""
-    names = STAGE_SERVICES + VIEW_SERVICES
-    ports = {name: free_port() for name in names}
-    specs = load_specs(ROOT / "docker-compose.yml", [], ROOT / ".env.local", host_ports=ports)
     log_dir = ROOT / "artifacts" / "e2e-logs"
     shutil.rmtree(log_dir, ignore_errors=True)
-    log = (ROOT / "artifacts").joinpath("e2e-runner.log")
-    log.parent.mkdir(exist_ok=True)
-    with log.open("w") as out:
-        m = Mesh(
-            specs,
-            only=set(names),
-            out=out,
-            log_dir=log_dir,
-            quiet_logs=True,
-            extra_env={
-                # Wyoming endpoints on free ports (tests/e2e/test_wyoming_e2e.py).
-                "stt": {"WYOMING_PORT": str(free_port())},
-                "tts-piper": {"WYOMING_PORT": str(free_port())},
-                "orchestrator": {
-                    "ORCH_WYOMING_ENABLED": "true",
-                    "WYOMING_PORT": str(free_port()),
-                    "ORCH_PIPELINES_PATH": str(pipelines_file),
-                    "ORCHESTRATOR_API_KEYS": API_KEY,
-                    "ADMIN_API_KEYS": ADMIN_KEY,
-                    "ORCH_RELOAD_POLL_S": "0.5",
-                    "ORCH_BREAKER_COOLDOWN_S": "2",
-                },
-                "testing-ui": {"UI_ORCHESTRATOR_API_KEY": API_KEY},
-                "monitoring-dashboard": {"DASHBOARD_REFRESH_S": "2", "DASHBOARD_RATE_WINDOW": "1m"},
-                # The shipped (per end user) rate limit: the e2e load must fit under it.
-                "guardrails": {
-                    "GUARD_ESCALATION_DB": str(pipelines_file.parent / "esc.db"),
-                },
-            },
-        )
-        m.start_all()
-        try:
-            ok = m.wait_ready(timeout=600)
-            assert ok, "mesh did not become ready; see artifacts/e2e-logs/ and e2e-runner.log"
-            yield m
-        finally:
-            m.stop_all()
+    env = {
+        # Wyoming endpoints on free ports (tests/e2e/test_wyoming_e2e.py).
+        **wyoming_ports(),
+        "orchestrator": {
+            "ORCH_WYOMING_ENABLED": "true",
+            "WYOMING_PORT": str(free_port()),
+            "ORCH_PIPELINES_PATH": str(pipelines_file),
+            "ORCHESTRATOR_API_KEYS": API_KEY,
+            "ADMIN_API_KEYS": ADMIN_KEY,
+            "ORCH_RELOAD_POLL_S": "0.5",
+            "ORCH_BREAKER_COOLDOWN_S": "2",
+        },
+        "testing-ui": {"UI_ORCHESTRATOR_API_KEY": API_KEY},
+        "monitoring-dashboard": {"DASHBOARD_REFRESH_S": "2", "DASHBOARD_RATE_WINDOW": "1m"},
+        # The shipped (per end user) rate limit: the e2e load must fit under it.
+        "guardrails": {"GUARD_ESCALATION_DB": str(pipelines_file.parent / "esc.db")},
+    }
+    with local_mesh(STAGE_SERVICES + VIEW_SERVICES, log_dir, env) as m:
+        yield m
 
 
 @pytest.fixture(scope="session")

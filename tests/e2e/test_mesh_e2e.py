@@ -13,8 +13,8 @@ import yaml
 
 from scripts.run_local import Mesh
 from services.kit.audio import decode_audio
-from tests.e2e.conftest import ADMIN_KEY
-from tests.helpers import add_noise, normalize_text, synth_speech, wav_bytes, wer
+from testkit.e2e import ADMIN_KEY
+from testkit.helpers import add_noise, normalize_text, synth_speech, wav_bytes, wer
 
 pytestmark = pytest.mark.slow
 

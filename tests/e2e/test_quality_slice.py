@@ -15,7 +15,7 @@ from scripts.quality.dataset import Clip, load_questions
 from scripts.quality.make_audio import RATE, render
 from scripts.quality.run_eval import run_turn
 from services.kit.audio import encode_wav
-from tests.e2e.conftest import API_KEY
+from testkit.e2e import API_KEY
 
 pytestmark = pytest.mark.slow
 

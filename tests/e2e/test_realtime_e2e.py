@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from scripts.run_local import Mesh
-from tests.e2e.conftest import API_KEY
+from testkit.e2e import API_KEY
+from testkit.helpers import synth_speech, wav_bytes, wer
 from tests.e2e.test_mesh_e2e import QUESTION, _stt, cer
-from tests.helpers import synth_speech, wav_bytes, wer
 from tests.orchestrator.test_realtime import SPEECH_RATE, connect, say, silence
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from scripts.run_local import Mesh
-from tests.helpers import synth_speech, wav_bytes, wer
-from tests.ui.conftest import CHROMIUM_ARGS, save_screenshot, wait_for
+from testkit.helpers import synth_speech, wav_bytes, wer
+from testkit.ui import CHROMIUM_ARGS, save_screenshot, wait_for
 from tests.ui.test_browser import _tables, _value, _wait_value
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

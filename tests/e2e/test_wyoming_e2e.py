@@ -24,9 +24,9 @@ from scripts.run_local import Mesh
 from services.kit.audio import from_pcm16
 from services.stt.app import build_app as build_stt
 from services.stt.settings import Settings as SttSettings
-from tests.e2e.conftest import ADMIN_KEY
-from tests.helpers import WHISPER_TINY_EN, run_server, synth_speech, wer
-from tests.wyoming_client import audio_events, client, read_until, wyoming_port
+from testkit.e2e import ADMIN_KEY
+from testkit.helpers import WHISPER_TINY_EN, run_server, synth_speech, wer
+from testkit.wyoming_client import audio_events, client, read_until, wyoming_port
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.fuzz import MAX_BODY, assert_healthy, serve
-from tests.helpers import wav_bytes
+from testkit.fuzz import MAX_BODY, assert_healthy, serve
+from testkit.helpers import wav_bytes
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """Schemathesis against every service's own OpenAPI: whatever a client sends, never a 5xx.
 
-Each service runs under real uvicorn with a cheap real engine (see `tests.fuzz.serve`).
+Each service runs under real uvicorn with a cheap real engine (see `testkit.fuzz.serve`).
 For every operation the schema lists, Hypothesis generates bounded, seeded cases in two
 modes: positive (valid per the schema) and negative (deliberately invalid). A 5xx is the
 defect; a 4xx must carry the error envelope. All failures of a service are collected and
@@ -23,7 +23,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 
-from tests.fuzz import SERVICES, assert_healthy, serve
+from testkit.fuzz import SERVICES, assert_healthy, serve
 
 pytestmark = pytest.mark.slow
 

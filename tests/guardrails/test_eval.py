@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from services.guardrails.app import build_app
-from tests.guardrails.conftest import load_jsonl, make_settings
-from tests.helpers import run_server
+from testkit.guardrails import load_jsonl, make_settings
+from testkit.helpers import run_server
 
 # Floors set from measured figures (docs/bench/guardrails.md), a little below them so a
 # regression fails the build while run-to-run noise (there is none: rules are deterministic)

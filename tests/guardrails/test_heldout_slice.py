@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from services.guardrails.app import build_app
-from tests.guardrails.conftest import load_jsonl, make_settings
-from tests.helpers import run_server
+from testkit.guardrails import load_jsonl, make_settings
+from testkit.helpers import run_server
 
 # Measured on this slice when it was cut (input guard alone; rules + decoding + classifier):
 # document_injection 10/10, encoded 10/10, hijack 10/10, roleplay_jailbreak 10/10,

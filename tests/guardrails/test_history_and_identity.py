@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from services.guardrails.app import build_app
-from tests.guardrails.conftest import make_settings
-from tests.helpers import run_server
+from testkit.guardrails import make_settings
+from testkit.helpers import run_server
 
 TOKEN = "mesh-secret"
 MESH = {"Authorization": f"Bearer {TOKEN}"}

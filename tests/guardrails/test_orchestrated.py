@@ -17,9 +17,9 @@ import pytest
 from fastapi import FastAPI
 
 from services.guardrails.app import build_app
-from tests.guardrails.conftest import make_settings
-from tests.helpers import run_server
-from tests.orchestrator.conftest import config_doc, orchestrator, write_config
+from testkit.guardrails import make_settings
+from testkit.helpers import run_server
+from testkit.orchestrator import config_doc, orchestrator, write_config
 
 pytestmark = pytest.mark.slow  # real servers
 

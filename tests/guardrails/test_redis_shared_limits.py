@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.helpers import free_port, redis_server, run_process
+from testkit.helpers import free_port, redis_server, run_process
 
 pytestmark = [
     pytest.mark.slow,
@@ -66,8 +66,8 @@ def test_limit_is_shared_across_processes(two_servers: list[str]) -> None:
 
 def test_redis_outage_is_503_not_500() -> None:
     from services.guardrails.app import build_app
-    from tests.guardrails.conftest import make_settings
-    from tests.helpers import run_server
+    from testkit.guardrails import make_settings
+    from testkit.helpers import run_server
 
     with redis_server() as redis_url:
         settings = make_settings(

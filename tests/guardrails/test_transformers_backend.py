@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from services.guardrails.app import build_app
-from tests.guardrails.conftest import TOXIC_BERT_LABELS, build_tiny_classifier, make_settings
-from tests.helpers import run_server
+from testkit.guardrails import make_settings
+from testkit.helpers import run_server
+from testkit.models.tiny_classifier import TOXIC_BERT_LABELS, build_tiny_classifier
 
 pytestmark = pytest.mark.slow
 

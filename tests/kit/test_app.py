@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from services.kit import ApiError, ServiceSettings, ServiceState, create_app
 from services.kit.app import get_state
 from services.kit.audio import decode_audio, encode_audio, encode_wav
-from tests.helpers import run_server
+from testkit.helpers import run_server
 
 
 class Echo(BaseModel):

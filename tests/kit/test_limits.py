@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from services.kit import ServiceSettings, create_app
 from services.kit.concurrency import WorkLimiter
 from services.kit.limits import check_text_length, read_upload
-from tests.helpers import run_server
+from testkit.helpers import run_server
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import websockets
 from fastapi import APIRouter, Request, WebSocket
 
 from services.kit import ServiceSettings, create_app
-from tests.helpers import run_server
+from testkit.helpers import run_server
 
 
 def _app(mesh_token: str, mesh_auth: bool = True):

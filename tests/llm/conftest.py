@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.llm.tiny_llama import build_llama
-from tests.llm.tiny_t5 import build_t5
+from testkit.models.tiny_llama import build_llama
+from testkit.models.tiny_t5 import build_t5
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ from langchain_openai import ChatOpenAI
 
 from services.llm.app import build_app
 from services.llm.settings import Settings
-from tests.helpers import run_server
-from tests.llm.checks import CHAT, USER, check_disconnect_stops_generation, metric
+from testkit.helpers import run_server
+from testkit.llm import CHAT, USER, check_disconnect_stops_generation, metric
 
 pytestmark = pytest.mark.slow
 
@@ -124,19 +124,11 @@ def test_stop_sequence_cuts_output_and_reports_stop(client):
 def test_seeded_sampling_is_reproducible(client):
     # Hot sampling: the random tiny T5 is peaked enough that at temperature 1 every sample
     # can be the same text, and a test there would pass with the seed ignored.
-    def ask(seed):
-        return (
-            client.chat.completions.create(
-                model="m",
-                messages=USER,
-                max_tokens=12,
-                temperature=2.0,
-                top_p=0.99,
-                seed=seed,
-            )
-            .choices[0]
-            .message.content
+    def ask(seed: int | None) -> str:
+        r = client.chat.completions.create(
+            model="m", messages=USER, max_tokens=12, temperature=2.0, top_p=0.99, seed=seed
         )
+        return r.choices[0].message.content or ""
 
     seeds = range(1, 7)
     first = [ask(seed) for seed in seeds]

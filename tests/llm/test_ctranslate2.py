@@ -18,8 +18,8 @@ from services.llm.app import build_app
 from services.llm.backends.ctranslate2_backend import CTranslate2ChatEngine, convert_model
 from services.llm.engine import ChatMessage, GenerationParams
 from services.llm.settings import Settings
-from tests.helpers import run_server
-from tests.llm.checks import CHAT, USER, check_disconnect_stops_generation, wait_startup_failed
+from testkit.helpers import run_server
+from testkit.llm import CHAT, USER, check_disconnect_stops_generation, wait_startup_failed
 
 pytestmark = pytest.mark.slow
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import SMOLLM2_CT2, free_port, run_process
-from tests.llm.checks import CHAT
+from testkit.helpers import SMOLLM2_CT2, free_port, run_process
+from testkit.llm import CHAT
 
 pytestmark = pytest.mark.slow
 

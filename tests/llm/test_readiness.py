@@ -9,9 +9,9 @@ import openai
 
 from services.llm.app import build_app
 from services.llm.settings import Settings
-from tests.helpers import run_server
-from tests.llm.checks import CHAT, USER, wait_startup_failed
-from tests.llm.fakes import WordEngine
+from testkit.fakes.llm import WordEngine
+from testkit.helpers import run_server
+from testkit.llm import CHAT, USER, wait_startup_failed
 
 
 def test_engine_that_passes_its_self_check_serves() -> None:

@@ -9,7 +9,7 @@ import pytest
 from scripts.quality.scoring import degenerate_reasons
 from services.llm.app import build_app
 from services.llm.settings import Settings
-from tests.helpers import SMOLLM2_CT2, SMOLLM2_GGUF, run_server
+from testkit.helpers import SMOLLM2_CT2, SMOLLM2_GGUF, run_server
 
 pytestmark = pytest.mark.slow
 

@@ -29,9 +29,10 @@ from services.orchestrator.balancer import (
     static_resolver,
 )
 from services.orchestrator.settings import Settings
-from tests.helpers import free_port, run_server
-from tests.orchestrator.conftest import ask, config_doc, dead_url, stage, write_config
-from tests.orchestrator.fakes import Knobs, fake_stage_app, tiny_wav
+from testkit.fakes.stages import Knobs, fake_stage_app, tiny_wav
+from testkit.helpers import free_port, run_server
+from testkit.orchestrator import ask, config_doc, dead_url, stage, write_config
+from testkit.orchestrator import orchestrator as served_orchestrator
 
 LOOPBACKS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 
@@ -59,22 +60,11 @@ def replicas(addresses: tuple[str, ...] = LOOPBACKS) -> Iterator[Replicas]:
         yield Replicas(port, knobs)
 
 
-@contextlib.contextmanager
-def orchestrator(path: Path, resolver: Resolver, **settings: Any) -> Iterator[str]:
+def orchestrator(
+    path: Path, resolver: Resolver, **settings: Any
+) -> contextlib.AbstractContextManager[str]:
     """An orchestrator whose provider hosts resolve through `resolver`."""
-    defaults: dict[str, Any] = {
-        "pipelines_path": str(path),
-        "reload_poll_s": 0,
-        "admin_open": True,
-        "log_json": False,
-        "api_keys": "",
-        "admin_api_keys": "",
-        "redis_url": "",
-        "replica_refresh_s": 60.0,
-    }
-    defaults.update(settings)
-    with run_server(build_app(Settings(**defaults), resolver=resolver)) as base:
-        yield base
+    return served_orchestrator(path, resolver, **{"replica_refresh_s": 60.0, **settings})
 
 
 PROVIDERS = ("denoise", "stt-a", "stt-b", "guard", "llm-a", "llm-b", "tts-a", "tts-b")

@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from services.orchestrator.config import ConfigError, Flags, expand_env, parse_config
-from tests.helpers import ROOT
-from tests.orchestrator.conftest import config_doc
+from testkit.helpers import ROOT
+from testkit.orchestrator import config_doc
 
 URLS = {
     "denoise": "http://d",

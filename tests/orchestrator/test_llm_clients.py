@@ -14,8 +14,9 @@ from services.orchestrator.backends.llm import LlmCall, LlmClient, answer
 from services.orchestrator.config import ProviderConfig
 from services.orchestrator.executor import classify
 from services.orchestrator.stages import StageClient, make_session
-from tests.helpers import SMOLLM2_CT2, run_server
-from tests.orchestrator.conftest import (
+from testkit.fakes.stages import Knobs, tiny_wav
+from testkit.helpers import SMOLLM2_CT2, run_server
+from testkit.orchestrator import (
     all_urls,
     ask,
     config_doc,
@@ -24,7 +25,6 @@ from tests.orchestrator.conftest import (
     stage,
     write_config,
 )
-from tests.orchestrator.fakes import Knobs, tiny_wav
 
 CLIENTS = ["http", "langchain"]
 

@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from tests.orchestrator.conftest import all_urls, config_doc, orchestrator, write_config
+from testkit.orchestrator import all_urls, config_doc, orchestrator, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,8 @@ import time
 import httpx
 import pytest
 
-from tests.orchestrator.conftest import (
+from testkit.fakes.stages import tiny_wav
+from testkit.orchestrator import (
     all_urls,
     ask,
     config_doc,
@@ -18,7 +19,6 @@ from tests.orchestrator.conftest import (
     stage,
     write_config,
 )
-from tests.orchestrator.fakes import tiny_wav
 
 pytestmark = pytest.mark.slow  # starts real uvicorn servers
 
@@ -395,7 +395,7 @@ def test_bad_config_at_startup_reports_not_ready(tmp_path):
     path.write_text("active_pipeline: x\n")
     from services.orchestrator.app import build_app
     from services.orchestrator.settings import Settings
-    from tests.helpers import run_server
+    from testkit.helpers import run_server
 
     app = build_app(Settings(pipelines_path=str(path), reload_poll_s=0))
     with run_server(app, ready_path="/health/live") as base:

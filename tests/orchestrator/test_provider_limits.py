@@ -11,8 +11,8 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
-from tests.helpers import run_server
-from tests.orchestrator.conftest import all_urls, ask, config_doc, orchestrator, stage, write_config
+from testkit.helpers import run_server
+from testkit.orchestrator import all_urls, ask, config_doc, orchestrator, stage, write_config
 
 
 def _flooding_llm(mode: str, size: int) -> FastAPI:

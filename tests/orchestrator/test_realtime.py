@@ -19,8 +19,8 @@ import pytest
 from openai import AsyncOpenAI
 
 from services.kit.audio import decode_audio, to_pcm16
-from tests.helpers import synth_speech, wav_bytes
-from tests.orchestrator.conftest import Fake, all_urls, config_doc, orchestrator, write_config
+from testkit.helpers import synth_speech, wav_bytes
+from testkit.orchestrator import Fake, all_urls, config_doc, orchestrator, write_config
 
 SPEECH_RATE = 24_000
 TIMEOUT = 30.0

@@ -7,8 +7,8 @@ import time
 import httpx
 import pytest
 
-from tests.helpers import free_port, redis_server
-from tests.orchestrator.conftest import all_urls, config_doc, orchestrator, write_config
+from testkit.helpers import free_port, redis_server
+from testkit.orchestrator import all_urls, config_doc, orchestrator, write_config
 
 pytestmark = [
     pytest.mark.slow,
@@ -56,7 +56,7 @@ def test_unreachable_redis_keeps_the_service_not_ready(fakes, tmp_path):
     path = write_config(tmp_path / "p.yaml", config_doc(all_urls(fakes)))
     from services.orchestrator.app import build_app
     from services.orchestrator.settings import Settings
-    from tests.helpers import run_server
+    from testkit.helpers import run_server
 
     settings = Settings(
         pipelines_path=str(path), reload_poll_s=0, redis_url=f"redis://127.0.0.1:{free_port()}/0"

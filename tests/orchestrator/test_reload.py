@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.orchestrator.conftest import all_urls, config_doc, orchestrator, write_config
+from testkit.orchestrator import all_urls, config_doc, orchestrator, write_config
 
 pytestmark = pytest.mark.slow
 

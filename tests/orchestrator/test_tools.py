@@ -11,7 +11,7 @@ import yaml
 
 from services.orchestrator.config import ConfigError, Flags, parse_config
 from services.orchestrator.tools import run_tool
-from tests.orchestrator.conftest import all_urls, ask, config_doc, orchestrator, stage, write_config
+from testkit.orchestrator import all_urls, ask, config_doc, orchestrator, stage, write_config
 
 CLIENTS = ["http", "langchain"]
 

@@ -14,8 +14,8 @@ from wyoming.handle import Handled, NotHandled
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 
-from tests.orchestrator.conftest import all_urls, config_doc, orchestrator, write_config
-from tests.wyoming_client import audio_events, client, read_until, wyoming_port
+from testkit.orchestrator import all_urls, config_doc, orchestrator, write_config
+from testkit.wyoming_client import audio_events, client, read_until, wyoming_port
 
 
 @pytest.fixture(scope="module")

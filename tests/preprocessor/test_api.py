@@ -14,7 +14,7 @@ from services.preprocessor.app import build_app
 from services.preprocessor.backends.passthrough import PassthroughEngine
 from services.preprocessor.engine import DenoiseStream
 from services.preprocessor.settings import Settings
-from tests.helpers import run_server, wav_bytes
+from testkit.helpers import run_server, wav_bytes
 
 
 @pytest.fixture(scope="module")

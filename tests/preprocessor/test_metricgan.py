@@ -21,8 +21,8 @@ import pytest
 from services.kit.audio import decode_audio, from_pcm16, to_pcm16
 from services.preprocessor.app import build_app
 from services.preprocessor.settings import Settings
-from tests.helpers import run_server, wav_bytes
-from tests.preprocessor.conftest import Speech, si_sdr
+from testkit.audio_quality import Speech, si_sdr
+from testkit.helpers import run_server, wav_bytes
 
 pytestmark = pytest.mark.slow
 LOWPASS_BIN = 128  # 128 * 16000 / 512 = 4 kHz

@@ -12,8 +12,8 @@ import soundfile as sf
 
 from services.preprocessor.app import build_app
 from services.preprocessor.settings import Settings
-from tests.helpers import WHISPER_BASE, add_noise, run_server, wav_bytes, wer
-from tests.preprocessor.conftest import Speech, lag_of, si_sdr
+from testkit.audio_quality import Speech, lag_of, si_sdr
+from testkit.helpers import WHISPER_BASE, add_noise, run_server, wav_bytes, wer
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ from services.kit.audio import from_pcm16, to_pcm16
 from services.preprocessor.app import build_app
 from services.preprocessor.engine import FixedLatencyStream, denoise_clip
 from services.preprocessor.settings import Settings
-from tests.helpers import wav_bytes
-from tests.preprocessor.conftest import Speech
+from testkit.audio_quality import Speech
+from testkit.helpers import wav_bytes
 
 pytestmark = pytest.mark.slow
 

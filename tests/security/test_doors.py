@@ -15,8 +15,8 @@ import pytest
 
 from services.testing_ui.app import build_app as build_ui
 from services.testing_ui.settings import Settings as UiSettings
-from tests.helpers import free_port, run_server
-from tests.security.conftest import (
+from testkit.helpers import free_port, run_server
+from testkit.security import (
     ADMIN_KEY,
     GUARD_LIMIT,
     KEY_A,
@@ -231,7 +231,7 @@ def test_escalations_need_an_admin_key(mesh: Mesh) -> None:
 
 def test_escalations_are_shut_without_admin_keys() -> None:
     from services.guardrails.app import build_app
-    from tests.security.conftest import guard_settings
+    from testkit.security import guard_settings
 
     with run_server(build_app(guard_settings(admin_api_keys=""))) as base:
         r = httpx.get(base + "/escalations", headers=bearer(MESH_TOKEN))

@@ -10,8 +10,8 @@ import pytest
 
 from services.stt.app import build_app
 from services.stt.settings import Settings
-from tests.helpers import run_server, wav_bytes
-from tests.stt.fakes import GatedEngine
+from testkit.fakes.stt import GatedEngine
+from testkit.helpers import run_server, wav_bytes
 
 RATE = 16000
 URL = "/v1/audio/transcriptions"

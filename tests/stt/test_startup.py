@@ -10,7 +10,7 @@ import pytest
 
 from services.stt.app import build_app
 from services.stt.settings import Settings
-from tests.helpers import run_server
+from testkit.helpers import run_server
 
 
 def _reason_when_failed(base: str, within_s: float) -> str:

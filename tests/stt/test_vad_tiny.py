@@ -10,7 +10,7 @@ import pytest
 
 from services.stt.app import build_app
 from services.stt.settings import Settings
-from tests.helpers import WHISPER_TINY_EN, add_noise, run_server, synth_speech, wav_bytes, wer
+from testkit.helpers import WHISPER_TINY_EN, add_noise, run_server, synth_speech, wav_bytes, wer
 
 pytestmark = pytest.mark.slow
 

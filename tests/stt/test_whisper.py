@@ -13,18 +13,13 @@ from openai import OpenAI
 
 from services.stt.app import build_app
 from services.stt.settings import Settings
-from tests.helpers import WHISPER_BASE, run_server, synth_speech, wav_bytes, wer
+from testkit import texts
+from testkit.helpers import WHISPER_BASE, run_server, synth_speech, wav_bytes, wer
 
 pytestmark = pytest.mark.slow
 
-SENTENCES = [
-    "The weather is sunny and warm today.",
-    "Please send the report to my office before noon.",
-    "She bought three apples and a loaf of bread.",
-    "Our train leaves the station at seven in the evening.",
-    "He plays the guitar in a small band on weekends.",
-    "Turn left at the next corner and walk two blocks.",
-]
+# Six of the shared sentences: a clip long enough for several Whisper segments.
+SENTENCES = texts.SENTENCES[:6]
 RATE = 16000
 
 

@@ -20,9 +20,9 @@ from wyoming.info import Describe, Info
 
 from services.stt.app import build_app
 from services.stt.settings import Settings
-from tests.helpers import WHISPER_BASE, free_port, run_server, synth_speech, wer
-from tests.stt.fakes import GatedEngine
-from tests.wyoming_client import (
+from testkit.fakes.stt import GatedEngine
+from testkit.helpers import WHISPER_BASE, free_port, run_server, synth_speech, wer
+from testkit.wyoming_client import (
     audio_events,
     client,
     raw_exchange,

@@ -20,8 +20,8 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from tests.helpers import synth_speech, wav_bytes
-from tests.swarm.conftest import SwarmStack
+from testkit.docker import SwarmStack
+from testkit.helpers import synth_speech, wav_bytes
 
 pytestmark = [pytest.mark.swarm, pytest.mark.slow]
 

@@ -17,8 +17,8 @@ from openai import OpenAI
 from services.kit.audio import decode_audio
 from services.tts_bark.app import build_app
 from services.tts_bark.settings import Settings
-from tests.helpers import run_server
-from tests.tts_bark.tiny_bark import build_tiny_bark
+from testkit.helpers import run_server
+from testkit.models.tiny_bark import build_tiny_bark
 
 pytestmark = pytest.mark.slow
 

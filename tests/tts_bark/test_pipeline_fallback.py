@@ -24,8 +24,8 @@ from services.tts_bark.app import build_app as build_bark
 from services.tts_bark.settings import Settings as BarkSettings
 from services.tts_piper.app import build_app as build_piper
 from services.tts_piper.settings import Settings as PiperSettings
-from tests.helpers import PIPER_VOICE, run_server
-from tests.tts_bark.tiny_bark import build_tiny_bark
+from testkit.helpers import PIPER_VOICE, run_server
+from testkit.models.tiny_bark import build_tiny_bark
 
 pytestmark = pytest.mark.slow
 

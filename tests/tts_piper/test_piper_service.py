@@ -16,7 +16,7 @@ from openai import OpenAI
 from services.kit.audio import decode_audio, from_pcm16, resample
 from services.tts_piper.app import build_app
 from services.tts_piper.settings import Settings
-from tests.helpers import PIPER_VOICE, WHISPER_BASE, run_server, wer
+from testkit.helpers import PIPER_VOICE, WHISPER_BASE, run_server, wer
 
 pytestmark = pytest.mark.slow
 

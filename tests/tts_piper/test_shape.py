@@ -9,8 +9,8 @@ import httpx
 from services.kit.audio import decode_audio
 from services.tts_piper.app import build_app
 from services.tts_piper.settings import Settings
-from tests.helpers import run_server
-from tests.tts_piper.fakes import ToneEngine
+from testkit.fakes.tts_piper import ToneEngine
+from testkit.helpers import run_server
 
 
 def _settings() -> Settings:

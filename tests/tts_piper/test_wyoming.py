@@ -18,8 +18,8 @@ from wyoming.tts import (
 from services.kit.audio import from_pcm16, resample
 from services.tts_piper.app import build_app
 from services.tts_piper.settings import Settings
-from tests.helpers import PIPER_VOICE, WHISPER_BASE, run_server, wer
-from tests.wyoming_client import client, raw_exchange, read_until, wyoming_port
+from testkit.helpers import PIPER_VOICE, WHISPER_BASE, run_server, wer
+from testkit.wyoming_client import client, raw_exchange, read_until, wyoming_port
 
 pytestmark = pytest.mark.slow
 

@@ -1,44 +1,19 @@
-"""Fixtures for the UI tests: a fake orchestrator, a small kit service, a real Prometheus."""
+"""Fixtures for the UI tests: a fake orchestrator, a small kit service, a real Prometheus.
+
+Helpers (Chromium flags, screenshots, polling) live in testkit.ui.
+"""
 
 from __future__ import annotations
 
-import os
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import pytest
-from fastapi import APIRouter
 
-from services.kit import ServiceSettings, create_app
-from tests.helpers import ROOT, free_port, run_process, run_server
-from tests.ui.fakes import Knobs, build_fake_orchestrator
-
-ARTIFACTS = ROOT / "artifacts" / "screenshots"
-DOCS_SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def save_screenshot(page, name: str) -> Path:
-    """Screenshot into artifacts/; also into docs/screenshots/ when REFRESH_SCREENSHOTS=1."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    # A test run must not rewrite tracked files: the docs' copies change only on purpose.
-    if os.environ.get("REFRESH_SCREENSHOTS") == "1":
-        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS_SHOTS / f"{name}.png")
-    return path
+from testkit.fakes.ui_orchestrator import Knobs, build_fake_orchestrator
+from testkit.helpers import free_port, run_process, run_server
+from testkit.ui import build_demo_service, wait_for_targets
 
 
 @dataclass
@@ -64,17 +39,6 @@ def _reset_knobs(request) -> None:
         knobs.text_audio = True
 
 
-def build_demo_service():
-    """A small real kit service with one route, for traffic Prometheus can count."""
-    router = APIRouter()
-
-    @router.get("/work")
-    async def work() -> dict[str, str]:
-        return {"done": "yes"}
-
-    return create_app("demo", ServiceSettings(), routers=[router])
-
-
 @pytest.fixture(scope="session")
 def demo_service() -> Iterator[str]:
     """The demo kit service's base URL."""
@@ -86,22 +50,6 @@ def demo_service() -> Iterator[str]:
 class Prometheus:
     url: str
     jobs: dict[str, str]
-
-
-def wait_for_targets(prom_url: str, jobs: set[str], timeout: float = 60.0) -> None:
-    """Poll /api/v1/targets until every job's target has been scraped successfully."""
-    deadline = time.monotonic() + timeout
-    health: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        try:
-            data = httpx.get(prom_url + "/api/v1/targets", timeout=2).json()["data"]
-            health = {t["labels"]["job"]: t["health"] for t in data["activeTargets"]}
-            if all(health.get(j) == "up" for j in jobs):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise AssertionError(f"targets not up in {timeout} s: {health}")
 
 
 @pytest.fixture(scope="session")
@@ -132,15 +80,3 @@ def prometheus(
     with run_process(cmd, url + "/-/ready", log=tmp / "prometheus.log"):
         wait_for_targets(url, set(jobs))
         yield Prometheus(url, jobs)
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.5, what: str = "condition"):
-    """Poll `predicate` until it returns a truthy value; return that value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")

@@ -17,8 +17,8 @@ import soundfile as sf
 from services.dashboard.data import PrometheusClient, request_table
 from services.testing_ui.app import build_app
 from services.testing_ui.settings import Settings
-from tests.helpers import free_port, run_process, run_server, synth_speech, wav_bytes
-from tests.ui.conftest import CHROMIUM_ARGS, save_screenshot, wait_for
+from testkit.helpers import free_port, run_process, run_server, synth_speech, wav_bytes
+from testkit.ui import CHROMIUM_ARGS, save_screenshot, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -21,8 +21,8 @@ from services.kit.http import make_client
 from services.testing_ui.app import build_app
 from services.testing_ui.settings import Settings
 from services.testing_ui.view import fallback_flag, stage_rows, wav_to_player
-from tests.helpers import free_port, run_server, synth_speech, wav_bytes
-from tests.ui.fakes import PIPELINES
+from testkit.fakes.ui_orchestrator import PIPELINES
+from testkit.helpers import free_port, run_server, synth_speech, wav_bytes
 
 ONE_ATTEMPT = RetryPolicy(max_attempts=1)
 

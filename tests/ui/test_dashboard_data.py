@@ -20,8 +20,8 @@ from services.dashboard.data import (
 )
 from services.dashboard.settings import Settings, parse_services
 from services.kit import ServiceSettings, ServiceState, create_app
-from tests.helpers import free_port, run_server
-from tests.ui.conftest import wait_for
+from testkit.helpers import free_port, run_server
+from testkit.ui import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.helpers import ROOT
+from testkit.helpers import ROOT
 
 # compose name → (internal port, host port used by the local runner)
 MESH = {

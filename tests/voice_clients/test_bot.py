@@ -32,14 +32,14 @@ from services.discord_bot.sessions import SessionIds
 from services.discord_bot.settings import Settings, load_settings
 from services.discord_bot.vad import SileroDetector
 from services.kit.audio import resample
-from tests.helpers import ROOT, free_port, run_server, synth_speech
-from tests.voice_clients.fakes import (
+from testkit.fakes.voice_orchestrator import (
     REPLY_TEXT,
     FakeLiveOutput,
     FakeOrchestrator,
     FakeOutput,
     reply_wav,
 )
+from testkit.helpers import ROOT, free_port, run_server, synth_speech
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
 

@@ -16,8 +16,8 @@ from services.client import (
     RetryPolicy,
 )
 from services.kit.audio import decode_audio
-from tests.helpers import ROOT, free_port, run_server, synth_speech, wav_bytes
-from tests.voice_clients.fakes import REPLY_TEXT, FakeOrchestrator
+from testkit.fakes.voice_orchestrator import REPLY_TEXT, FakeOrchestrator
+from testkit.helpers import ROOT, free_port, run_server, synth_speech, wav_bytes
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05)
 

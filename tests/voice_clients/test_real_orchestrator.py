@@ -25,9 +25,9 @@ from services.discord_bot.metrics import BotMetrics
 from services.discord_bot.segmenter import Segment
 from services.discord_bot.sessions import SessionIds
 from services.kit.audio import decode_audio, resample
-from tests.helpers import ROOT, run_server, synth_speech, wav_bytes
-from tests.orchestrator.fakes import Knobs, fake_stage_app
-from tests.voice_clients.fakes import FakeLiveOutput, FakeOutput
+from testkit.fakes.stages import Knobs, fake_stage_app
+from testkit.fakes.voice_orchestrator import FakeLiveOutput, FakeOutput
+from testkit.helpers import ROOT, run_server, synth_speech, wav_bytes
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import pytest
 from services.discord_bot.audio import FRAME_BYTES, StreamResampler
 from services.discord_bot.segmenter import UtteranceSegmenter
 from services.discord_bot.vad import SileroDetector
-from tests.helpers import add_noise, synth_speech
+from testkit.helpers import add_noise, synth_speech
 
 SENTENCES = [
     "Hello there, how are you doing today?",

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.helpers import PIPER_VOICE, WHISPER_TINY_EN, run_server
+from testkit.helpers import PIPER_VOICE, WHISPER_TINY_EN, run_server
 
 # Small on purpose: "too large" cases then cost kilobytes, not the 25 MB default.
 MAX_BODY = 300_000
@@ -40,11 +40,10 @@ def _stt(tmp: Path) -> Iterator[str]:
         yield base
 
 
-@contextlib.contextmanager
-def _llm(tmp: Path) -> Iterator[str]:
+def _llm(tmp: Path) -> contextlib.AbstractContextManager[str]:
     from services.llm.app import build_app
     from services.llm.settings import Settings
-    from tests.llm.tiny_t5 import build_t5
+    from testkit.models.tiny_t5 import build_t5
 
     model = build_t5(tmp / "flan-t5-tiny")
     settings = Settings(
@@ -55,8 +54,7 @@ def _llm(tmp: Path) -> Iterator[str]:
         max_body_bytes=MAX_BODY,
         log_json=False,
     )
-    with run_server(build_app(settings), timeout=180) as base:
-        yield base
+    return run_server(build_app(settings), timeout=180)
 
 
 def _piper_settings() -> Any:
@@ -83,7 +81,7 @@ def _tts_piper(tmp: Path) -> Iterator[str]:
 def _tts_bark(tmp: Path) -> Iterator[str]:
     from services.tts_bark.app import build_app
     from services.tts_bark.settings import Settings
-    from tests.tts_bark.tiny_bark import build_tiny_bark
+    from testkit.models.tiny_bark import build_tiny_bark
 
     model = build_tiny_bark(tmp / "tiny-bark", presets={"v2/en_speaker_0": True})
     settings = Settings(
@@ -100,7 +98,7 @@ def _tts_bark(tmp: Path) -> Iterator[str]:
 @contextlib.contextmanager
 def _guardrails(tmp: Path) -> Iterator[str]:
     from services.guardrails.app import build_app
-    from tests.guardrails.conftest import make_settings
+    from testkit.guardrails import make_settings
 
     with run_server(build_app(make_settings(max_body_bytes=MAX_BODY))) as base:
         yield base
@@ -121,8 +119,8 @@ def _preprocessor(tmp: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _orchestrator(tmp: Path) -> Iterator[str]:
-    from tests.orchestrator.conftest import Fake, all_urls, config_doc, orchestrator, write_config
-    from tests.orchestrator.fakes import Knobs, fake_stage_app
+    from testkit.fakes.stages import Knobs, fake_stage_app
+    from testkit.orchestrator import Fake, all_urls, config_doc, orchestrator, write_config
 
     with contextlib.ExitStack() as stack:
         fakes = {}

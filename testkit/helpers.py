@@ -62,12 +62,17 @@ def run_process(
                 time.sleep(0.1)
             yield proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, grace=15)
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after `grace` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def free_port() -> int:
@@ -125,8 +130,6 @@ def redis_server() -> Iterator[str]:
 
     Needs the `redis-server` binary (`make system-deps`); a missing one fails, it is not skipped.
     """
-    import subprocess
-
     import redis
 
     port = free_port()
@@ -163,12 +166,7 @@ def redis_server() -> Iterator[str]:
             client.close()
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, grace=10)
 
 
 @functools.lru_cache(maxsize=1)

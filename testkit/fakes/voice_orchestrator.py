@@ -16,7 +16,8 @@ from fastapi.responses import JSONResponse, Response
 
 from services.discord_bot.handler import PlaybackUnavailable
 from services.discord_bot.live import BufferedReply
-from tests.helpers import synth_speech, wav_bytes
+from testkit.fakes.records import stage_record
+from testkit.helpers import synth_speech, wav_bytes
 
 REPLY_TEXT = "The answer is forty two."
 
@@ -62,39 +63,10 @@ class FakeOrchestrator:
         return None
 
     def _stages(self, stt: bool, full: bool) -> list[dict[str, Any]]:
-        stages = []
-        if stt:
-            stages.append(
-                {
-                    "stage": "stt",
-                    "provider": "stt-local",
-                    "url": "http://stt:9000",
-                    "attempts": 1,
-                    "status": "ok",
-                    "latency_ms": 123.4,
-                }
-            )
+        stages = [stage_record("stt", "stt-local", "http://stt:9000", 123.4)] if stt else []
         if full:
-            stages.append(
-                {
-                    "stage": "llm",
-                    "provider": "llm-flan",
-                    "url": "http://llm:8100",
-                    "attempts": 2,
-                    "status": "ok",
-                    "latency_ms": 456.7,
-                }
-            )
-            stages.append(
-                {
-                    "stage": "tts",
-                    "provider": "tts-piper",
-                    "url": "http://tts:7000",
-                    "attempts": 1,
-                    "status": "ok",
-                    "latency_ms": 78.9,
-                }
-            )
+            stages.append(stage_record("llm", "llm-flan", "http://llm:8100", 456.7, attempts=2))
+            stages.append(stage_record("tts", "tts-piper", "http://tts:7000", 78.9))
         return stages
 
     def app(self) -> FastAPI:

@@ -197,6 +197,14 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
             return _error(knobs.fail_status, f"{knobs.name} failing on purpose")
         return None
 
+    async def gate_json(endpoint: str, request: Request) -> tuple[Any, Response | None]:
+        """The JSON body and the gate's answer; a request that passes is remembered."""
+        body = await request.json()
+        err = await gate(endpoint, request)
+        if err is None:
+            knobs.remember({"endpoint": endpoint, **body})
+        return body, err
+
     @app.get("/health/ready")
     async def ready() -> dict[str, str]:
         return {"status": "ready"}
@@ -272,10 +280,9 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        body = await request.json()
-        if (err := await gate("llm", request)) is not None:
+        body, err = await gate_json("llm", request)
+        if err is not None:
             return err
-        knobs.remember({"endpoint": "llm", **body})
         messages = body["messages"]
         users = [m["content"] for m in messages if m["role"] == "user"]
         results = [m["content"] for m in messages if m["role"] == "tool"]
@@ -323,10 +330,9 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
 
     @app.post("/v1/audio/speech")
     async def speech(request: Request) -> Response:
-        body = await request.json()
-        if (err := await gate("tts", request)) is not None:
+        body, err = await gate_json("tts", request)
+        if err is not None:
             return err
-        knobs.remember({"endpoint": "tts", **body})
         if not str(body.get("input", "")).strip():
             return _error(400, "input is empty")
         speech = tiny_tone(knobs.tts_seconds)

@@ -74,18 +74,20 @@ def build_tiny_bark(directory: Path, seed: int = 0, presets: dict[str, bool] | N
     BarkModel(config).save_pretrained(directory)
     # transformers 5 cannot save a BarkGenerationConfig itself; the hub checkpoints carry this JSON.
     generation = BarkGenerationConfig(
-        semantic_config=BarkSemanticGenerationConfig().to_dict(),
+        semantic_config=BarkSemanticGenerationConfig().to_dict(),  # type: ignore[no-untyped-call]
         coarse_acoustics_config=BarkCoarseGenerationConfig().to_dict(),
-        fine_acoustics_config=BarkFineGenerationConfig().to_dict(),
+        fine_acoustics_config=BarkFineGenerationConfig().to_dict(),  # type: ignore[no-untyped-call]
         sample_rate=24_000,
         codebook_size=1024,
     )
-    (directory / "generation_config.json").write_text(json.dumps(generation.to_dict()))
+    # transformers leaves these untyped.
+    (directory / "generation_config.json").write_text(json.dumps(generation.to_dict()))  # type: ignore[no-untyped-call]
     vocab = directory / "vocab.txt"
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
     vocab.write_text("\n".join([*specials, *letters, ".", ",", "!", "?", *_WORDS]) + "\n")
-    BarkProcessor(tokenizer=BertTokenizer(str(vocab))).save_pretrained(directory)
+    processor = BarkProcessor(tokenizer=BertTokenizer(str(vocab)))  # type: ignore[no-untyped-call]
+    processor.save_pretrained(directory)
     if presets:
         _write_presets(directory, presets, seed)
     return directory

@@ -20,7 +20,8 @@ from services.kit import ApiError, ServiceSettings, ServiceState, create_app
 from services.kit.app import get_state
 from services.kit.audio import decode_audio
 from services.kit.metrics import LATENCY_BUCKETS
-from tests.helpers import synth_speech, wav_bytes
+from testkit.fakes.records import stage_record
+from testkit.helpers import synth_speech, wav_bytes
 
 
 def _prov(*names: str) -> list[dict[str, Any]]:
@@ -62,43 +63,14 @@ class TranscriptIn(BaseModel):
 
 
 def _stages(pipeline: str, voice: bool) -> list[dict[str, Any]]:
-    stages = []
-    if voice:
-        stages.append(
-            {
-                "stage": "stt",
-                "provider": "stt-local",
-                "url": "http://stt:9000",
-                "attempts": 1,
-                "status": "ok",
-                "latency_ms": 120.5,
-            }
-        )
-    stages.append(
-        {
-            "stage": "llm",
-            "provider": "llm-flan",
-            "url": "http://llm-flan:8100",
-            "attempts": 1,
-            "status": "ok",
-            "latency_ms": 300.0,
-        }
-    )
+    stages = [stage_record("stt", "stt-local", "http://stt:9000", 120.5)] if voice else []
+    stages.append(stage_record("llm", "llm-flan", "http://llm-flan:8100", 300.0))
     # The primary TTS refused, so the fallback served: the UI must say "fallback yes".
-    stages.append(
-        {
-            "stage": "tts",
-            "provider": "tts-piper",
-            "url": "http://tts-piper:7000",
-            "attempts": 2,
-            "status": "ok",
-            "latency_ms": 80.25,
-            "tried": [
-                {"provider": "tts-bark", "outcome": "transient_error", "error": "connect error"},
-                {"provider": "tts-piper", "outcome": "ok", "error": None},
-            ],
-        }
-    )
+    tried = [
+        {"provider": "tts-bark", "outcome": "transient_error", "error": "connect error"},
+        {"provider": "tts-piper", "outcome": "ok", "error": None},
+    ]
+    stages.append(stage_record("tts", "tts-piper", "http://tts-piper:7000", 80.25, 2, tried=tried))
     return stages
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.llm.tiny_t5 import _CORPUS
+from testkit.models.tiny_t5 import _CORPUS
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # SmolLM2's template: system/user/assistant turns between <|im_start|> and <|im_end|>.
@@ -31,7 +31,7 @@ def build_tokenizer(vocab_size: int = 300) -> Any:
     tok.decoder = decoders.Metaspace()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS)
     tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok,
         bos_token="<|im_start|>",
         eos_token="<|im_end|>",

@@ -1,0 +1,1 @@
+"""Tiny models built on disk by the tests, loaded through the real loading code."""

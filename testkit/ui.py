@@ -1,0 +1,79 @@
+"""UI and dashboard test support: Chromium flags, screenshots, polling, a small kit service."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI
+
+from services.kit import ServiceSettings, create_app
+from testkit.helpers import ROOT
+
+ARTIFACTS = ROOT / "artifacts" / "screenshots"
+DOCS_SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def save_screenshot(page: Any, name: str) -> Path:
+    """Screenshot into artifacts/; also into docs/screenshots/ when REFRESH_SCREENSHOTS=1."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    # A test run must not rewrite tracked files: the docs' copies change only on purpose.
+    if os.environ.get("REFRESH_SCREENSHOTS") == "1":
+        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS_SHOTS / f"{name}.png")
+    return path
+
+
+def build_demo_service() -> FastAPI:
+    """A small real kit service with one route, for traffic Prometheus can count."""
+    router = APIRouter()
+
+    @router.get("/work")
+    async def work() -> dict[str, str]:
+        return {"done": "yes"}
+
+    return create_app("demo", ServiceSettings(), routers=[router])
+
+
+def wait_for_targets(prom_url: str, jobs: set[str], timeout: float = 60.0) -> None:
+    """Poll /api/v1/targets until every job's target has been scraped successfully."""
+    deadline = time.monotonic() + timeout
+    health: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        try:
+            data = httpx.get(prom_url + "/api/v1/targets", timeout=2).json()["data"]
+            health = {t["labels"]["job"]: t["health"] for t in data["activeTargets"]}
+            if all(health.get(j) == "up" for j in jobs):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise AssertionError(f"targets not up in {timeout} s: {health}")
+
+
+def wait_for(
+    predicate: Any, timeout: float = 30.0, interval: float = 0.5, what: str = "condition"
+) -> Any:
+    """Poll `predicate` until it returns a truthy value; return that value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
