@@ -57,14 +57,15 @@ def run_turn(
     audio: bytes,
     heard_back: bool = True,
     api_key: str = API_KEY,
+    session: str | None = None,
 ) -> dict[str, Any]:
     """One spoken question through the mesh, scored.
 
     `urls` holds the orchestrator's and the STT service's base URLs; `item` a manifest entry
-    plus its `question`.
+    plus its `question`; `session` a fresh session id (default: one from the clock).
     """
     q = item["question"]
-    session = f"eval-{item['file']}-{time.monotonic_ns()}"
+    session = session or f"eval-{item['file']}-{time.monotonic_ns()}"
     orch = {"Authorization": f"Bearer {api_key}"}
     if q.context:
         r = client.post(

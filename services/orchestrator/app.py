@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -114,6 +115,8 @@ def build_app(settings: Settings | None = None, resolver: Resolver | None = None
             metrics,
             settings.refusal_message,
             settings.max_tool_rounds,
+            # ORCH_CANARY_KEY when set, else a random key for this process's life.
+            settings.canary_key.get_secret_value().encode() or secrets.token_bytes(32),
         )
         if settings.reload_poll_s > 0:
             watcher = asyncio.create_task(manager.watch(settings.reload_poll_s))

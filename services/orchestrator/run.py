@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -82,8 +84,9 @@ class RunResult:
     tts_engine: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     records: list[StageRecord] = field(default_factory=list)
-    # Per-request secret put into the system prompt when the output is guarded: a reply that
-    # contains it leaked the prompt, and the output guard refuses it (canary_leak).
+    # Secret put into the system prompt when the output is guarded: a reply that contains it
+    # leaked the prompt, and the output guard refuses it (canary_leak). A run sets the
+    # session's own (`StageKit.canary`); this default only serves results built elsewhere.
     canary: str = field(default_factory=lambda: "cnry-" + secrets.token_hex(8))
 
     @property
@@ -122,6 +125,18 @@ class StageKit:
     metrics: OrchestratorMetrics
     refusal: str
     max_tool_rounds: int = 3
+    # Key of the session canaries (ORCH_CANARY_KEY; random per process when not set).
+    canary_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+    def canary(self, store_key: str) -> str:
+        """The prompt canary of one session: an HMAC of its key, unguessable without the key.
+
+        One per session rather than per request: greedy decoding then gives the same answer to
+        the same question in the same session (a random canary in the prompt rewords a small
+        model's replies from one request to the next).
+        """
+        digest = hmac.new(self.canary_key, store_key.encode(), hashlib.sha256).hexdigest()
+        return "cnry-" + digest[:16]
 
     def count_tool(self, name: str, ok: bool) -> None:
         """Count one built-in tool call of the LLM stage."""
@@ -147,6 +162,9 @@ class Run:
     result: RunResult
     audio: bytes | None = None  # the request's audio, then the denoised audio
     text: str | None = None  # the request's text, then the transcript, then the checked text
+
+    def __post_init__(self) -> None:
+        self.result.canary = self.kit.canary(self.inp.store_key)
 
     @property
     def runtime(self) -> Runtime:

@@ -11,6 +11,7 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    SecretStr,
 )
 from pydantic_settings import SettingsConfigDict
 
@@ -111,6 +112,10 @@ class Settings(ServiceSettings, WyomingSettings):
     """Languages advertised for asr, tts and handle (comma-separated)."""
     refusal_message: str = "Sorry, I can't help with that request."
     """Reply sent when guardrails block the input or the output."""
+    canary_key: SecretStr = SecretStr("")
+    """Key the per-session prompt canaries are derived from (HMAC of the session); empty = a
+    random key per process. Set it to get the same prompt, so the same greedy answer, across
+    restarts and replicas."""
     # Live voice sessions (WS /v1/realtime, docs/services/realtime.md).
     realtime_pipeline: str = "voice"
     """Pipeline behind /v1/realtime when `model` names no pipeline."""

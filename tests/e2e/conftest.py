@@ -44,6 +44,8 @@ def mesh(pipelines_file: Path) -> Iterator[Mesh]:
             "ADMIN_API_KEYS": ADMIN_KEY,
             "ORCH_RELOAD_POLL_S": "0.5",
             "ORCH_BREAKER_COOLDOWN_S": "2",
+            # Fixed canaries: the same prompt, so the same greedy answers, on every run.
+            "ORCH_CANARY_KEY": "e2e-canary-key",
         },
         "testing-ui": {"UI_ORCHESTRATOR_API_KEY": API_KEY},
         "monitoring-dashboard": {"DASHBOARD_REFRESH_S": "2", "DASHBOARD_RATE_WINDOW": "1m"},

@@ -43,7 +43,7 @@ def test_request_shape_history_and_usage(fakes, tmp_path, client):
         assert r.json()["response"] == "[primary] seen: first question | second question"
         sent = [q for q in fakes["primary"].knobs.requests if q["endpoint"] == "llm"][-1]
         assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "user"]
-        # The orchestrator's prompt, led by the request's canary (guard_output checks for it).
+        # The orchestrator's prompt, led by the session's canary (guard_output checks for it).
         system = sent["messages"][0]["content"]
         assert system.startswith("<!-- cnry-") and system.endswith(
             " -->\nYou are a test assistant."

@@ -46,7 +46,7 @@ def test_openai_sdk_plain_and_sessions(base, fakes):
     )
     assert r.choices[0].message.content == "[primary] seen: first | second"
     sent = [q for q in fakes["primary"].knobs.requests if q["endpoint"] == "llm"][-1]
-    # The orchestrator's prompt, led by the request's canary (guard_output checks for it).
+    # The orchestrator's prompt, led by the session's canary (guard_output checks for it).
     system = sent["messages"][0]["content"]
     assert system.startswith("<!-- cnry-") and system.endswith(" -->\nYou are a test assistant.")
     assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "user"]

@@ -32,6 +32,30 @@ def _voice(base: str, **form: str) -> httpx.Response:
     )
 
 
+def test_canary_is_one_per_session_and_follows_the_key(fakes, tmp_path):
+    """One canary per session (so greedy answers repeat), unguessable without ORCH_CANARY_KEY."""
+    path = write_config(tmp_path / "p.yaml", config_doc(all_urls(fakes)))
+    knobs = fakes["primary"].knobs
+
+    def canary(base: str, session: str) -> str:
+        knobs.requests.clear()
+        assert _voice(base, session_id=session).status_code == 200
+        llm_req = next(q for q in knobs.requests if q["endpoint"] == "llm")
+        found = re.match(r"<!-- (cnry-[0-9a-f]{16}) -->", llm_req["messages"][0]["content"])
+        assert found is not None
+        return found.group(1)
+
+    with orchestrator(path, canary_key="k1") as base:
+        first, again, other = canary(base, "s1"), canary(base, "s1"), canary(base, "s2")
+    assert first == again and first != other
+    with orchestrator(path, canary_key="k1") as base:
+        assert canary(base, "s1") == first  # the same key: the same prompt after a restart
+    with orchestrator(path, canary_key="k2") as base:
+        assert canary(base, "s1") != first
+    with orchestrator(path) as base:  # no key: random per process
+        assert canary(base, "s1") != first
+
+
 def test_voice_pipeline_runs_all_six_stages(fakes, tmp_path):
     path = write_config(tmp_path / "p.yaml", config_doc(all_urls(fakes)))
     with orchestrator(path) as base:
@@ -61,7 +85,7 @@ def test_voice_pipeline_runs_all_six_stages(fakes, tmp_path):
         assert tts_req["voice"] == "nova" and tts_req["response_format"] == "wav"
         llm_req = next(q for q in fakes["primary"].knobs.requests if q["endpoint"] == "llm")
         assert llm_req["temperature"] == 0.2
-        # The system prompt carries the request's canary, which the output guard is given.
+        # The system prompt carries the session's canary, which the output guard is given.
         system = llm_req["messages"][0]
         canary = re.fullmatch(
             r"<!-- (cnry-[0-9a-f]{16}) -->\nYou are a test assistant\.", system["content"]
