@@ -77,3 +77,27 @@ def wait_for(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+
+
+def value(page: Any, elem_id: str) -> str:
+    """The text of a Gradio textbox."""
+    return str(page.locator(f"#{elem_id} textarea").input_value())
+
+
+def wait_value(page: Any, elem_id: str, timeout_ms: int = 30_000) -> str:
+    """A Gradio textbox's text once it is not empty."""
+    page.wait_for_function(
+        "id => { const t = document.querySelector(`#${id} textarea`); return t && t.value !== '' }",
+        arg=elem_id,
+        timeout=timeout_ms,
+    )
+    return value(page, elem_id)
+
+
+def tables(page: Any) -> list[list[list[str]]]:
+    """Every HTML table on the page as rows of cell texts."""
+    out: list[list[list[str]]] = []
+    for table in page.locator("table").all():
+        rows = table.locator("tr").all()
+        out.append([[c.strip() for c in r.locator("th, td").all_inner_texts()] for r in rows])
+    return out

@@ -11,32 +11,11 @@ import httpx
 import pytest
 import yaml
 
-from scripts.run_local import Mesh
 from services.kit.audio import decode_audio
-from testkit.e2e import ADMIN_KEY
-from testkit.helpers import add_noise, normalize_text, synth_speech, wav_bytes, wer
+from testkit.e2e import ADMIN_KEY, QUESTION, cer, stt_text
+from testkit.helpers import add_noise, synth_speech, wav_bytes, wer
 
 pytestmark = pytest.mark.slow
-
-QUESTION = "What is the capital of France?"
-
-
-def cer(reference: str, hypothesis: str) -> float:
-    """Character error rate after the tests' text normalisation."""
-    import jiwer
-
-    return float(jiwer.cer(normalize_text(reference), normalize_text(hypothesis)))
-
-
-def _stt(mesh: Mesh, audio: bytes) -> str:
-    r = httpx.post(
-        mesh.url("stt") + "/v1/audio/transcriptions",
-        files={"file": ("a.wav", audio, "audio/wav")},
-        data={"model": "whisper-1"},
-        timeout=120,
-    )
-    r.raise_for_status()
-    return str(r.json()["text"])
 
 
 def _stage(body: dict, name: str) -> dict:
@@ -88,7 +67,7 @@ def test_voice_turn_end_to_end(mesh, orch):
     assert "paris" in body["response"].lower(), body["response"]
     # ... and the spoken reply says what the reply text says (character error rate: one
     # merged word such as "France is" -> "Francis" is two word errors in a six-word reply).
-    heard = _stt(mesh, reply)
+    heard = stt_text(mesh, reply)
     assert cer(body["response"], heard) <= 0.15, (body["response"], heard)
 
 
@@ -181,7 +160,7 @@ def test_hot_reload_pii_redaction_and_session_isolation(mesh, orch, pipelines_fi
         body = r.json()
         assert "example.com" not in body["response"] and "555" not in body["response"]
         assert "[EMAIL_REDACTED]" in body["response"]
-        heard = _stt(mesh, base64.b64decode(body["audio"])).lower()
+        heard = stt_text(mesh, base64.b64decode(body["audio"])).lower()
         assert "example" not in heard and "jane" not in heard
 
         # Two sessions never see each other's history.

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from scripts.run_local import Mesh
-from testkit.e2e import API_KEY
+from testkit.e2e import API_KEY, QUESTION, cer, stt_text
 from testkit.helpers import synth_speech, wav_bytes, wer
-from tests.e2e.test_mesh_e2e import QUESTION, _stt, cer
-from tests.orchestrator.test_realtime import SPEECH_RATE, connect, say, silence
+from testkit.realtime import SPEECH_RATE, connect, say, silence
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +65,7 @@ def test_spoken_question_real_time(mesh: Mesh) -> None:
     assert "paris" in text.lower(), text
     reply = _audio(seen, done.response.id)
     assert len(reply) / SPEECH_RATE > 0.5
-    spoken = _stt(mesh, wav_bytes(reply, SPEECH_RATE))
+    spoken = stt_text(mesh, wav_bytes(reply, SPEECH_RATE))
     assert cer(text, spoken) <= 0.15, (text, spoken)
 
 

@@ -9,8 +9,7 @@ import pytest
 
 from scripts.run_local import Mesh
 from testkit.helpers import synth_speech, wav_bytes, wer
-from testkit.ui import CHROMIUM_ARGS, save_screenshot, wait_for
-from tests.ui.test_browser import _tables, _value, _wait_value
+from testkit.ui import CHROMIUM_ARGS, save_screenshot, tables, value, wait_for, wait_value
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -34,7 +33,7 @@ def test_ui_text_and_upload_against_the_real_mesh(mesh: Mesh, page, tmp_path):
     page.goto(mesh.url("testing-ui") + "/")
     page.locator("#text-in textarea").fill("What is the capital of France?")
     page.locator("#send-text").click()
-    reply = _wait_value(page, "reply", timeout_ms=120_000)
+    reply = wait_value(page, "reply", timeout_ms=120_000)
     assert reply.strip()
     page.locator("#reply-audio audio").first.wait_for(state="attached", timeout=30_000)
     _shot(page, "e2e-testing-ui-text")
@@ -50,7 +49,7 @@ def test_ui_text_and_upload_against_the_real_mesh(mesh: Mesh, page, tmp_path):
     )
     page.locator("#send-audio").click()
     transcript = wait_for(
-        lambda: (t := _value(page, "transcript")) and t != "What is the capital of France?" and t,
+        lambda: (t := value(page, "transcript")) and t != "What is the capital of France?" and t,
         timeout=120,
         what="the uploaded question's transcript",
     )
@@ -69,7 +68,7 @@ def test_dashboard_shows_every_service_and_traffic(mesh: Mesh, page):
     page.goto(mesh.url("monitoring-dashboard") + "/")
 
     def ready_rows() -> list[list[str]] | None:
-        for table in _tables(page):
+        for table in tables(page):
             if table and table[0][:3] == ["service", "live", "ready"]:
                 rows = [r for r in table[1:] if r]
                 # Offline there are no Bark weights: tts-bark is up but NOT READY (the
@@ -86,7 +85,7 @@ def test_dashboard_shows_every_service_and_traffic(mesh: Mesh, page):
     assert {"stt", "orchestrator", "guardrails"} <= names or len(rows) >= 6, rows
 
     def traffic() -> list[list[str]] | None:
-        for table in _tables(page):
+        for table in tables(page):
             if table and table[0][:2] == ["service", "requests"]:
                 counts = {r[0]: float(r[1]) for r in table[1:] if len(r) > 1}
                 if counts.get("orchestrator", 0) > 0:

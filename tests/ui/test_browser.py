@@ -18,7 +18,7 @@ from services.dashboard.data import PrometheusClient, request_table
 from services.testing_ui.app import build_app
 from services.testing_ui.settings import Settings
 from testkit.helpers import free_port, run_process, run_server, synth_speech, wav_bytes
-from testkit.ui import CHROMIUM_ARGS, save_screenshot, wait_for
+from testkit.ui import CHROMIUM_ARGS, save_screenshot, value, wait_for, wait_value
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -39,19 +39,6 @@ def ui(fake_orchestrator) -> Iterator[str]:
     app = build_app(Settings(orchestrator_url=fake_orchestrator.url, probe_interval_s=1))
     with run_server(app) as url:
         yield url
-
-
-def _value(page, elem_id: str) -> str:
-    return str(page.locator(f"#{elem_id} textarea").input_value())
-
-
-def _wait_value(page, elem_id: str, timeout_ms: int = 30_000) -> str:
-    page.wait_for_function(
-        "id => { const t = document.querySelector(`#${id} textarea`); return t && t.value !== '' }",
-        arg=elem_id,
-        timeout=timeout_ms,
-    )
-    return _value(page, elem_id)
 
 
 def _reply_wav(page) -> bytes:
@@ -80,7 +67,7 @@ def test_typed_question_shows_reply_audio_and_stages(browser, ui, fake_orchestra
     )
     page.locator("#text-in textarea").fill("What is the capital of France?")
     page.locator("#send-text").click()
-    assert _wait_value(page, "reply") == "You asked: What is the capital of France?"
+    assert wait_value(page, "reply") == "You asked: What is the capital of France?"
     assert page.locator("#reply-audio audio").count() >= 1
     wav = _reply_wav(page)
     samples, rate = sf.read(io.BytesIO(wav))
@@ -95,9 +82,7 @@ def test_typed_question_shows_reply_audio_and_stages(browser, ui, fake_orchestra
     first_session = call["session_id"]
     page.locator("#text-in textarea").fill("And of Spain?")
     page.locator("#send-text").click()
-    wait_for(
-        lambda: _value(page, "reply") == "You asked: And of Spain?", timeout=30, what="reply 2"
-    )
+    wait_for(lambda: value(page, "reply") == "You asked: And of Spain?", timeout=30, what="reply 2")
     assert fake_orchestrator.knobs.calls[-1]["session_id"] == first_session
     save_screenshot(page, "testing-ui-text")
     page.close()
@@ -121,8 +106,8 @@ def test_uploaded_wav_shows_transcript(browser, ui, fake_orchestrator, tmp_path)
     )
     page.locator("#send-audio").click()
     expected = f"fake transcript of {len(samples) / rate:.2f} seconds"
-    assert _wait_value(page, "transcript") == expected
-    assert _value(page, "reply") == f"You said: {expected}"
+    assert wait_value(page, "transcript") == expected
+    assert value(page, "reply") == f"You said: {expected}"
     call = fake_orchestrator.knobs.calls[-1]
     assert call["path"] == "/v1/voice" and call["voice"] == "nova"
     assert call["bytes"] == path.stat().st_size
@@ -142,7 +127,7 @@ def test_mesh_error_is_a_message_not_a_traceback(browser, ui, fake_orchestrator)
     assert "orchestrator error 502: stage llm failed on every provider" in status.inner_text()
     # The same message as a toast (gr.Warning), and no Python internals anywhere.
     page.get_by_text("stage llm failed on every provider").first.wait_for()
-    assert "Traceback" not in page.content() and _value(page, "reply") == ""
+    assert "Traceback" not in page.content() and value(page, "reply") == ""
     save_screenshot(page, "testing-ui-error")
     page.close()
 
@@ -164,14 +149,6 @@ def dashboard(prometheus_url: str, services: dict[str, str]) -> Iterator[str]:
     cmd = [sys.executable, "-m", "services.dashboard"]
     with run_process(cmd, url + "/_stcore/health", env=env):
         yield url
-
-
-def _tables(page) -> list[list[list[str]]]:
-    out = []
-    for table in page.locator("table").all():
-        rows = table.locator("tr").all()
-        out.append([[c.strip() for c in r.locator("th, td").all_inner_texts()] for r in rows])
-    return out
 
 
 def _row(tables, first_col: str, header_has: str) -> dict[str, str]:
@@ -206,7 +183,7 @@ def test_dashboard_shows_health_and_request_counts(
         page.get_by_text("Service health — 3/3 ready").wait_for(timeout=60_000)
 
         def counted():
-            t = _tables(page)
+            t = tables(page)
             rows = [_row(t, n, "requests") for n in ("orchestrator", "demo")]
             counts = all(r and int(r["requests"]) > 0 for r in rows)
             return (
@@ -246,7 +223,7 @@ def test_dashboard_without_prometheus_warns(browser, demo_service):
         # The fragment redraws every 2 s: read until both rows are on the page.
         tables = wait_for(
             lambda: (
-                (t := _tables(page)) and _row(t, "gone", "ready") and _row(t, "demo", "ready") and t
+                (t := tables(page)) and _row(t, "gone", "ready") and _row(t, "demo", "ready") and t
             ),
             timeout=20,
             what="both health rows",
