@@ -35,10 +35,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         if not await asyncio.to_thread(limiter._storage.check):
             raise RuntimeError("rate-limit storage is unreachable")
         classifiers, checked = await load_checked(
-            lambda: load_engine(settings),
-            timeout_s=settings.load_timeout_s,
-            timeout_setting="GUARD_LOAD_TIMEOUT_S",
-            what="the guardrail classifiers",
+            load_engine, settings, what="the guardrail classifiers"
         )
         store = await asyncio.to_thread(EscalationStore, settings.escalation_db)
         opened.callback(store.close)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol, TypeVar
+from typing import ClassVar, Protocol, TypeVar
+
+from pydantic_settings import SettingsConfigDict
 
 
 class EngineUnavailableError(RuntimeError):
@@ -30,19 +32,36 @@ class Engine(Protocol):
 E = TypeVar("E", bound=Engine)
 
 
-async def load_checked(
-    load: Callable[[], E], *, timeout_s: float, timeout_setting: str, what: str
-) -> tuple[E, dict[str, object]]:
-    """Load an engine in a worker thread within `timeout_s`, then self-check it there.
+class LoadSettings(Protocol):
+    """Settings of a service that loads an engine: how long loading may take."""
 
-    Returns the engine and its readiness details (`self_check_ms` added). Readiness means the
-    model has answered, so a service calls this before `ServiceState.serve`.
+    model_config: ClassVar[SettingsConfigDict]
+
+    @property
+    def load_timeout_s(self) -> float:
+        """Seconds the load (a first download included) may take."""
+        ...
+
+
+S = TypeVar("S", bound=LoadSettings)
+
+
+async def load_checked(
+    factory: Callable[[S], E], settings: S, *, what: str
+) -> tuple[E, dict[str, object]]:
+    """Load `factory(settings)` in a worker thread within the load timeout, then self-check it.
+
+    The timeout is the settings' `load_timeout_s` (`<PREFIX>LOAD_TIMEOUT_S`). Returns the
+    engine and its readiness details (`self_check_ms` added). Readiness means the model has
+    answered, so a service calls this before `ServiceState.serve`.
     """
+    timeout_s = settings.load_timeout_s
+    setting = str(settings.model_config.get("env_prefix", "")).upper() + "LOAD_TIMEOUT_S"
     try:
-        engine = await asyncio.wait_for(asyncio.to_thread(load), timeout=timeout_s)
+        engine = await asyncio.wait_for(asyncio.to_thread(factory, settings), timeout=timeout_s)
     except TimeoutError as exc:
         raise EngineUnavailableError(
-            f"loading {what} took longer than {timeout_setting}={timeout_s:g} s"
+            f"loading {what} took longer than {setting}={timeout_s:g} s"
         ) from exc
     started = time.perf_counter()
     await asyncio.to_thread(engine.self_check)

@@ -40,12 +40,7 @@ def build_app(
         state.readiness.engine = pick_engine(settings.engine, settings.model)
         # Metrics exist from the first scrape (at zero), not only once the model is up.
         metrics = LlmMetrics(state.registry)
-        engine, details = await load_checked(
-            lambda: factory(settings),
-            timeout_s=settings.load_timeout_s,
-            timeout_setting="LLM_LOAD_TIMEOUT_S",
-            what=f"model {settings.model!r}",
-        )
+        engine, details = await load_checked(factory, settings, what=f"model {settings.model!r}")
         running.callback(asyncio.create_task(watch_loop_lag(metrics)).cancel)
         metrics.bind(engine.model_id)
         limiter = WorkLimiter(settings.max_concurrency, settings.max_queue, name="llm")

@@ -42,10 +42,7 @@ def build_app(
         metrics = DenoiseMetrics(state.registry)
         try:
             engine, details = await load_checked(
-                lambda: factory(settings),
-                timeout_s=settings.load_timeout_s,
-                timeout_setting="DENOISE_LOAD_TIMEOUT_S",
-                what=f"denoising engine {wanted!r}",
+                factory, settings, what=f"denoising engine {wanted!r}"
             )
         except EngineUnavailableError as exc:
             # Not a crash: the service runs and says plainly which engine is missing and why.

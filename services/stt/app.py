@@ -39,10 +39,7 @@ def build_app(
         limiter = WorkLimiter(settings.max_concurrency, settings.max_queue, name="transcription")
         metrics = SttMetrics(state.registry, limiter)
         engine, details = await load_checked(
-            lambda: factory(settings),
-            timeout_s=settings.load_timeout_s,
-            timeout_setting="STT_LOAD_TIMEOUT_S",
-            what=f"Whisper model {settings.model!r}",
+            factory, settings, what=f"Whisper model {settings.model!r}"
         )
         service = Transcriber(engine, settings, limiter, metrics)
         state.serve(Deps(settings, service), details=details)

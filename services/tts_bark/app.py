@@ -40,10 +40,7 @@ def build_app(
         metrics = TtsMetrics(state.registry)
         limiter = WorkLimiter(settings.max_concurrent, settings.max_queue, name="bark generation")
         engine, details = await load_checked(
-            lambda: factory(settings),
-            timeout_s=settings.load_timeout_s,
-            timeout_setting="BARK_LOAD_TIMEOUT_S",
-            what=f"Bark checkpoint {settings.model!r}",
+            factory, settings, what=f"Bark checkpoint {settings.model!r}"
         )
         service = BarkSpeaker(engine, settings, limiter, metrics)
         state.serve(Deps(settings, service), engine=engine.name, details=details)

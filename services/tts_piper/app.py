@@ -38,10 +38,7 @@ def build_app(
         metrics = TtsMetrics(state.registry)
         limiter = WorkLimiter(settings.max_concurrent, settings.max_queue, name="piper synthesis")
         engine, details = await load_checked(
-            lambda: factory(settings),
-            timeout_s=settings.load_timeout_s,
-            timeout_setting="PIPER_LOAD_TIMEOUT_S",
-            what=f"Piper voice {settings.voice!r}",
+            factory, settings, what=f"Piper voice {settings.voice!r}"
         )
         voices = engine.voices()
         service = Speaker(
