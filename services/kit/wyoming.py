@@ -18,11 +18,11 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from wyoming.error import Error
 from wyoming.event import Event, async_write_event
-from wyoming.info import Info
+from wyoming.info import Attribution, Info
 
 from services.kit.app import ServiceState, ShutdownHook, StartupHook
 
@@ -378,3 +378,16 @@ def with_wyoming(
             await shutdown(state)
 
     return wrapped_startup, wrapped_shutdown
+
+
+class Described(TypedDict):
+    """The fields every Wyoming program, model and voice in an `info` event repeats."""
+
+    attribution: Attribution
+    installed: bool
+    version: str | None
+
+
+def described(attribution: Attribution, version: str | None = None) -> Described:
+    """Attribution, installed and version for one entry of an `info` event."""
+    return {"attribution": attribution, "installed": True, "version": version}

@@ -43,7 +43,14 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 
 from services.kit import ApiError, ServiceState
 from services.kit.audio import decode_audio
-from services.kit.wyoming import Channel, EventError, Session, WyomingServer, server_factory
+from services.kit.wyoming import (
+    Channel,
+    EventError,
+    Session,
+    WyomingServer,
+    described,
+    server_factory,
+)
 from services.kit.wyoming_media import (
     AudioCollector,
     AudioInput,
@@ -84,16 +91,12 @@ def build_info(settings: Settings) -> Info:
             AsrProgram(
                 name=f"{PROGRAM}-asr",
                 description=f"pipeline '{asr}': denoise and speech-to-text with fallbacks",
-                attribution=ATTRIBUTION,
-                installed=True,
-                version="0.1.0",
+                **described(ATTRIBUTION, "0.1.0"),
                 models=[
                     AsrModel(
                         name=asr,
                         description=f"pipeline '{asr}'",
-                        attribution=ATTRIBUTION,
-                        installed=True,
-                        version=None,
+                        **described(ATTRIBUTION),
                         languages=languages,
                     )
                 ],
@@ -103,17 +106,13 @@ def build_info(settings: Settings) -> Info:
             TtsProgram(
                 name=f"{PROGRAM}-tts",
                 description=f"pipeline '{tts}': text-to-speech with fallbacks",
-                attribution=ATTRIBUTION,
-                installed=True,
-                version="0.1.0",
+                **described(ATTRIBUTION, "0.1.0"),
                 supports_synthesize_streaming=True,
                 voices=[
                     TtsVoice(
                         name=voice,
                         description=f"{voice} (mapped by each TTS provider)",
-                        attribution=ATTRIBUTION,
-                        installed=True,
-                        version=None,
+                        **described(ATTRIBUTION),
                         languages=languages,
                     )
                     for voice in OPENAI_VOICES
@@ -124,16 +123,12 @@ def build_info(settings: Settings) -> Info:
             HandleProgram(
                 name=PROGRAM,
                 description=f"pipeline '{handle}': guarded LLM conversation with memory",
-                attribution=ATTRIBUTION,
-                installed=True,
-                version="0.1.0",
+                **described(ATTRIBUTION, "0.1.0"),
                 models=[
                     HandleModel(
                         name=handle,
                         description=f"pipeline '{handle}'",
-                        attribution=ATTRIBUTION,
-                        installed=True,
-                        version=None,
+                        **described(ATTRIBUTION),
                         languages=languages,
                     )
                 ],

@@ -18,7 +18,14 @@ from wyoming.event import Event
 from wyoming.info import AsrModel, AsrProgram, Attribution, Info
 
 from services.kit import ApiError, ServiceState
-from services.kit.wyoming import Channel, EventError, Session, WyomingServer, server_factory
+from services.kit.wyoming import (
+    Channel,
+    EventError,
+    Session,
+    WyomingServer,
+    described,
+    server_factory,
+)
 from services.kit.wyoming_media import AudioCollector, AudioInput
 from services.stt.deps import Deps
 from services.stt.settings import Settings
@@ -46,17 +53,13 @@ def build_info(settings: Settings, languages: frozenset[str]) -> Info:
             AsrProgram(
                 name=PROGRAM,
                 description="Whisper speech-to-text of the Audio Orchestrator mesh",
-                attribution=ATTRIBUTION,
-                installed=True,
-                version="0.1.0",
+                **described(ATTRIBUTION, "0.1.0"),
                 supports_transcript_streaming=True,
                 models=[
                     AsrModel(
                         name=model,
                         description=f"Whisper {model} ({settings.engine})",
-                        attribution=ATTRIBUTION,
-                        installed=True,
-                        version=None,
+                        **described(ATTRIBUTION),
                         languages=sorted(languages),
                     )
                 ],

@@ -23,7 +23,14 @@ from wyoming.info import Attribution, Info, TtsProgram, TtsVoice
 from wyoming.tts import Synthesize, SynthesizeVoice
 
 from services.kit import ApiError, ServiceState
-from services.kit.wyoming import Channel, EventError, Session, WyomingServer, server_factory
+from services.kit.wyoming import (
+    Channel,
+    EventError,
+    Session,
+    WyomingServer,
+    described,
+    server_factory,
+)
 from services.kit.wyoming_media import StreamedText, clean_text, pcm16_chunks
 from services.tts_piper.deps import Deps
 from services.tts_piper.settings import Settings
@@ -60,17 +67,13 @@ def build_info(voices: list[str], languages: dict[str, str]) -> Info:
             TtsProgram(
                 name=PROGRAM,
                 description="Piper text-to-speech of the Audio Orchestrator mesh",
-                attribution=ATTRIBUTION,
-                installed=True,
-                version="0.1.0",
+                **described(ATTRIBUTION, "0.1.0"),
                 supports_synthesize_streaming=True,
                 voices=[
                     TtsVoice(
                         name=name,
                         description=name,
-                        attribution=ATTRIBUTION,
-                        installed=True,
-                        version=None,
+                        **described(ATTRIBUTION),
                         languages=[languages.get(name, "en_US")],
                     )
                     for name in voices
