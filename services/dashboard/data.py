@@ -242,30 +242,23 @@ def stage_outcomes(prom: PrometheusClient) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["stage"], r["provider"], r["outcome"]))
 
 
+def _counts_by(prom: PrometheusClient, query: str, label: str, name: str) -> list[dict[str, Any]]:
+    """`sum by (label)` of a counter expression, as rows {label, name: count} sorted by label."""
+    samples = prom.query(f"sum by ({label}) ({query})")
+    rows = [
+        {label: s.labels.get(label, ""), name: int(s.value)} for s in samples if s.value is not None
+    ]
+    return sorted(rows, key=lambda r: str(r[label]))
+
+
 def fallback_counts(prom: PrometheusClient) -> list[dict[str, Any]]:
     """Turns a fallback provider served, per stage."""
-    samples = prom.query(f"sum by (stage) ({FALLBACKS})")
-    return sorted(
-        (
-            {"stage": s.labels.get("stage", ""), "fallbacks": int(s.value)}
-            for s in samples
-            if s.value is not None
-        ),
-        key=lambda r: r["stage"],
-    )
+    return _counts_by(prom, FALLBACKS, "stage", "fallbacks")
 
 
 def guardrail_blocks(prom: PrometheusClient) -> list[dict[str, Any]]:
     """Guardrail blocks per reason."""
-    samples = prom.query(f"sum by (reason) ({GUARD_BLOCKS})")
-    return sorted(
-        (
-            {"reason": s.labels.get("reason", ""), "blocks": int(s.value)}
-            for s in samples
-            if s.value is not None
-        ),
-        key=lambda r: r["reason"],
-    )
+    return _counts_by(prom, GUARD_BLOCKS, "reason", "blocks")
 
 
 def snapshot(prom: PrometheusClient, window: str) -> Snapshot:

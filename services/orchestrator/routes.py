@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from services.kit import ApiError
-from services.kit.limits import check_text_length, read_upload
+from services.kit.limits import check_limit, check_text_length, read_upload
 from services.orchestrator.auth import Caller, CallerDep, require_admin, require_client
 from services.orchestrator.config import ConfigError
 from services.orchestrator.deps import Deps, DepsDep
@@ -138,6 +138,17 @@ async def voice(
     return JSONResponse(out, headers={"X-Session-ID": sid})
 
 
+def _check_history(count: int, settings: Settings, what: str) -> None:
+    check_limit(
+        count,
+        settings.max_history_messages,
+        status=400,
+        param="messages",
+        code="history_too_long",
+        message=what + "; the limit is {limit}",
+    )
+
+
 def _client_texts(body: ChatRequest, settings: Settings) -> tuple[tuple[str, str], ...]:
     """Every text of the earlier messages, whatever their role: all are the client's words.
 
@@ -145,14 +156,7 @@ def _client_texts(body: ChatRequest, settings: Settings) -> tuple[tuple[str, str
     each goes to the input guard (one call with all of them) before anything reaches the LLM.
     """
     earlier = body.messages[:-1]
-    if len(earlier) > settings.max_history_messages:
-        raise ApiError(
-            400,
-            f"messages holds {len(earlier)} earlier messages; the limit is "
-            f"{settings.max_history_messages}",
-            param="messages",
-            code="history_too_long",
-        )
+    _check_history(len(earlier), settings, "messages holds {size} earlier messages")
     texts: list[tuple[str, str]] = []
     for i, message in enumerate(earlier):
         for text in message.texts():
@@ -160,14 +164,7 @@ def _client_texts(body: ChatRequest, settings: Settings) -> tuple[tuple[str, str
             if text.strip():
                 texts.append((message.role, text))
     # Tool-call arguments are texts too: the guard's item limit counts texts, not messages.
-    if len(texts) > settings.max_history_messages:
-        raise ApiError(
-            400,
-            f"earlier messages hold {len(texts)} texts; the limit is "
-            f"{settings.max_history_messages}",
-            param="messages",
-            code="history_too_long",
-        )
+    _check_history(len(texts), settings, "earlier messages hold {size} texts")
     if sum(len(t) for _, t in texts) > settings.max_history_chars:
         raise ApiError(
             400,
