@@ -11,12 +11,12 @@ from services.kit.concurrency import WorkLimiter
 from services.kit.engine import load_checked
 from services.kit.wyoming import with_wyoming
 from services.tts_common.metrics import TtsMetrics
-from services.tts_common.service import Speaker
 from services.tts_common.voices import openai_voice_map
 from services.tts_piper.backends import load_engine
 from services.tts_piper.deps import Deps
 from services.tts_piper.engine import PiperSpeech
 from services.tts_piper.routes import router
+from services.tts_piper.service import PiperSpeaker
 from services.tts_piper.settings import Settings
 from services.tts_piper.wyoming_server import make_server
 
@@ -41,7 +41,7 @@ def build_app(
             factory, settings, what=f"Piper voice {settings.voice!r}"
         )
         voices = engine.voices()
-        service = Speaker(
+        service = PiperSpeaker(
             engine,
             voice_map=openai_voice_map(voices, settings.voice_map),
             limiter=limiter,

@@ -8,8 +8,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from services.kit.deps import provide
-from services.tts_common.service import Speaker
-from services.tts_piper.engine import PiperSpeech
+from services.tts_piper.service import PiperSpeaker
 from services.tts_piper.settings import Settings
 
 
@@ -18,7 +17,7 @@ class Deps:
     """tts-piper's dependencies."""
 
     settings: Settings
-    service: Speaker[PiperSpeech]
+    service: PiperSpeaker
 
 
 DepsDep = Annotated[Deps, Depends(provide(Deps))]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from services.tts_common.routes import speech_router
-from services.tts_common.service import Speaker
 from services.tts_piper.deps import DepsDep
-from services.tts_piper.engine import PiperSpeech
+from services.tts_piper.service import PiperSpeaker
 
 
-def _speaker(deps: DepsDep) -> Speaker[PiperSpeech]:
+def _speaker(deps: DepsDep) -> PiperSpeaker:
     return deps.service
 
 
