@@ -5,15 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from services.llm.engine import (
-    ChatMessage,
-    GenerationOutcome,
-    GenerationParams,
-    PreparedPrompt,
-    StopFlag,
-    TextSink,
-    check_generates,
-)
+from services.llm import engine as llm
 
 
 class WordEngine:
@@ -27,20 +19,26 @@ class WordEngine:
         self.model_id = model_id
         self.details: dict[str, object] = {"kind": self.kind}
 
-    def prepare(self, messages: Sequence[ChatMessage], max_input_tokens: int) -> PreparedPrompt:
-        return PreparedPrompt(input_ids=list(range(len(messages))))
+    def prepare(
+        self, messages: Sequence[llm.ChatMessage], max_input_tokens: int
+    ) -> llm.PreparedPrompt:
+        return llm.PreparedPrompt(input_ids=list(range(len(messages))))
 
     def self_check(self) -> None:
-        check_generates(self)
+        llm.check_generates(self)
 
     def generate(
-        self, prompt: PreparedPrompt, params: GenerationParams, on_text: TextSink, stop: StopFlag
-    ) -> GenerationOutcome:
+        self,
+        prompt: llm.PreparedPrompt,
+        params: llm.GenerationParams,
+        on_text: llm.TextSink,
+        stop: llm.StopFlag,
+    ) -> llm.GenerationOutcome:
         started = time.perf_counter()
         said = self.words[: params.max_new_tokens]
         for word in said:
             on_text(word)
-        return GenerationOutcome(
+        return llm.GenerationOutcome(
             completion_tokens=len(said),
             hit_eos=len(said) < params.max_new_tokens,
             cancelled=False,
