@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource
 
@@ -194,6 +194,8 @@ def _as_written(cell: str) -> str:
 
 
 def _matches(written: str, default: object) -> bool:
+    if isinstance(default, SecretStr):
+        default = default.get_secret_value()
     if default is None or default in ("", {}, []):
         return written.lower() in EMPTY
     if isinstance(default, bool):

@@ -18,7 +18,7 @@ from services.dashboard.data import PrometheusClient, request_table
 from services.testing_ui.app import build_app
 from services.testing_ui.settings import Settings
 from testkit.helpers import free_port, run_process, run_server, synth_speech, wav_bytes
-from testkit.ui import CHROMIUM_ARGS, save_screenshot, value, wait_for, wait_value
+from testkit.ui import CHROMIUM_ARGS, save_screenshot, tables, value, wait_for, wait_value
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -192,15 +192,15 @@ def test_dashboard_shows_health_and_request_counts(
                 else None
             )
 
-        tables = wait_for(counted, timeout=40, what="non-zero request counts and latencies")
+        found = wait_for(counted, timeout=40, what="non-zero request counts and latencies")
         for name in services:
-            row = _row(tables, name, "ready")
+            row = _row(found, name, "ready")
             assert row["live"] == "up" and row["ready"] == "ready", row
-        assert _row(tables, "orchestrator", "ready")["engine"] == "fake"
-        assert _row(tables, "testing-ui", "ready")["engine"] == "gradio"
-        assert _row(tables, "tts", "fallbacks")["fallbacks"] != "0"
-        assert int(_row(tables, "prompt_injection", "blocks")["blocks"]) >= 1
-        llm = _row(tables, "llm", "p95_ms")
+        assert _row(found, "orchestrator", "ready")["engine"] == "fake"
+        assert _row(found, "testing-ui", "ready")["engine"] == "gradio"
+        assert _row(found, "tts", "fallbacks")["fallbacks"] != "0"
+        assert int(_row(found, "prompt_injection", "blocks")["blocks"]) >= 1
+        llm = _row(found, "llm", "p95_ms")
         assert llm and float(llm["p95_ms"]) > 0
         assert "Prometheus is unreachable" not in page.content()
         save_screenshot(page, "dashboard")
@@ -221,15 +221,15 @@ def test_dashboard_without_prometheus_warns(browser, demo_service):
         page.get_by_text("Prometheus is unreachable").wait_for(timeout=60_000)
         page.get_by_text("Service health — 1/2 ready").wait_for()
         # The fragment redraws every 2 s: read until both rows are on the page.
-        tables = wait_for(
+        found = wait_for(
             lambda: (
                 (t := tables(page)) and _row(t, "gone", "ready") and _row(t, "demo", "ready") and t
             ),
             timeout=20,
             what="both health rows",
         )
-        assert _row(tables, "gone", "ready")["live"] == "DOWN"
-        assert _row(tables, "demo", "ready")["ready"] == "ready"
+        assert _row(found, "gone", "ready")["live"] == "DOWN"
+        assert _row(found, "demo", "ready")["ready"] == "ready"
         assert "Traceback" not in page.content()
         save_screenshot(page, "dashboard-prometheus-down")
         page.close()
