@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import numpy as np
 from openai import AsyncOpenAI
 
@@ -60,3 +61,16 @@ def silence(seconds: float) -> np.ndarray:
 def run(coro_fn: Callable[[], Any]) -> Any:
     """Run an async test body."""
     return asyncio.run(coro_fn())
+
+
+async def text_turn_start(conn: Any, text: str) -> None:
+    """Add a user text item and ask for a response (without waiting)."""
+    await conn.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    )
+    await conn.response.create()
+
+
+def metrics(base: str) -> str:
+    """The orchestrator's /metrics text."""
+    return httpx.get(base + "/metrics", timeout=10).text

@@ -85,9 +85,9 @@ class RunResult:
     usage: dict[str, int] = field(default_factory=dict)
     records: list[StageRecord] = field(default_factory=list)
     # Secret put into the system prompt when the output is guarded: a reply that contains it
-    # leaked the prompt, and the output guard refuses it (canary_leak). A run sets the
-    # session's own (`StageKit.canary`); this default only serves results built elsewhere.
-    canary: str = field(default_factory=lambda: "cnry-" + secrets.token_hex(8))
+    # leaked the prompt, and the output guard refuses it (canary_leak). Set by `Run` to the
+    # session's own (`StageKit.canary`).
+    canary: str = ""
 
     @property
     def stages(self) -> list[dict[str, Any]]:

@@ -13,14 +13,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
 from services.kit.audio import decode_audio
 from testkit.helpers import synth_speech, wav_bytes
 from testkit.orchestrator import Fake, all_urls, config_doc, orchestrator, write_config
-from testkit.realtime import SPEECH_RATE, TIMEOUT, connect, run, say, silence, until
+from testkit.realtime import (
+    SPEECH_RATE,
+    TIMEOUT,
+    connect,
+    metrics,
+    run,
+    say,
+    silence,
+    text_turn_start,
+    until,
+)
 
 
 @pytest.fixture(scope="module")
@@ -242,11 +251,6 @@ async def polled(check: Callable[[], bool], seconds: float = TIMEOUT) -> None:
             await asyncio.sleep(0.02)
 
 
-def metrics(base: str) -> str:
-    """The orchestrator's /metrics text."""
-    return httpx.get(base + "/metrics", timeout=10).text
-
-
 def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> None:
     """Poll until `check()` holds (a server-side effect that follows a client action)."""
     deadline = time.monotonic() + seconds
@@ -379,14 +383,6 @@ def test_truncate_and_cancel_and_disconnect(rt: str, fakes: dict[str, Fake]) -> 
         ("assistant", "Alpha beta gamma delta. Epsilon zeta"),
     ]
     wait_for(lambda: "orchestrator_realtime_sessions_active 0.0" in metrics(rt))
-
-
-async def text_turn_start(conn: Any, text: str) -> None:
-    """Add a user text item and ask for a response (without waiting)."""
-    await conn.conversation.item.create(
-        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
-    )
-    await conn.response.create()
 
 
 def test_cli_live_mode(rt: str, tmp_path: Path, question: np.ndarray) -> None:

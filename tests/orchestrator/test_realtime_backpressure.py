@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
-import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from testkit.orchestrator import Fake, all_urls, config_doc, orchestrator, write_config
-from testkit.realtime import connect, run, until
+from testkit.realtime import connect, metrics, run, text_turn_start, until
+from testkit.ui import wait_for
 
 pytestmark = pytest.mark.slow  # real uvicorn servers
 
 SENTENCES = 12
-
-
-def _active_sessions(base: str) -> float:
-    for line in httpx.get(base + "/metrics", timeout=5).text.splitlines():
-        if line.startswith("orchestrator_realtime_sessions_active "):
-            return float(line.split()[1])
-    raise AssertionError("no orchestrator_realtime_sessions_active metric")
 
 
 def test_a_client_that_stops_reading_holds_generation_back_and_is_closed(
@@ -40,14 +32,7 @@ def test_a_client_that_stops_reading_holds_generation_back_and_is_closed(
         async def body() -> None:
             async with connect(base) as conn:
                 await until(conn, "session.created")
-                await conn.conversation.item.create(
-                    item={
-                        "type": "message",
-                        "role": "user",
-                        "content": [{"type": "input_text", "text": "read me a long story"}],
-                    }
-                )
-                await conn.response.create()
+                await text_turn_start(conn, "read me a long story")
                 # Stop reading while the reply is produced.
                 await asyncio.sleep(6.0)
                 spoken = knobs.calls["tts"]
@@ -64,8 +49,10 @@ def test_a_client_that_stops_reading_holds_generation_back_and_is_closed(
         assert closed, "the server never closed the session"
         # 1008 "client not reading" when the close frame got through, else the abort (1006).
         assert closed[0] in (1008, None)
-        deadline = time.monotonic() + 10
-        while _active_sessions(base) != 0.0 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _active_sessions(base) == 0.0
+        wait_for(
+            lambda: "orchestrator_realtime_sessions_active 0.0" in metrics(base),
+            timeout=10,
+            interval=0.1,
+            what="the session to be freed",
+        )
         assert knobs.calls["tts"] < SENTENCES  # nothing more was generated for it
