@@ -241,7 +241,12 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
             return _error(400, "file and model are required")
         data = await upload.read()
         knobs.remember(
-            {"endpoint": "stt", "model": form.get("model"), "language": form.get("language")}
+            {
+                "endpoint": "stt",
+                "model": form.get("model"),
+                "language": form.get("language"),
+                "bytes": len(data),
+            }
         )
         if not data.startswith(b"RIFF"):
             return _error(415, "could not decode audio: not a supported format")
