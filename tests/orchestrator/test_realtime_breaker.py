@@ -75,16 +75,21 @@ def llm_calls(base: str, provider: str, outcome: str) -> float:
 
 
 @pytest.mark.parametrize("llm_client", ["http", "langchain"])
-@pytest.mark.parametrize("how", ["drop", "error"])
+@pytest.mark.parametrize(
+    ("how", "code"),
+    [("drop", "stage_failed"), ("error", "stage_failed"), ("stall", "stage_timeout")],
+)
 def test_a_provider_that_dies_mid_reply_opens_its_circuit(
-    tmp_path: Path, fakes: dict[str, Fake], llm_client: str, how: str
+    tmp_path: Path, fakes: dict[str, Fake], llm_client: str, how: str, code: str
 ) -> None:
-    """Each reply fails after its first words; after the threshold the circuit is open and the
-    next turn is answered by the fallback provider without calling the dead one."""
+    """Each reply fails after its first words (connection cut, an error event, or no more
+    tokens until the call's timeout); after the threshold the circuit is open and the next
+    turn is answered by the fallback provider without calling the dead one."""
     primary = fakes["primary"].knobs
     primary.stream_break_after = 5  # the first sentence and one word of the second
     primary.stream_break = how
-    path = write_config(tmp_path / "p.yaml", config_doc(all_urls(fakes)))
+    doc = config_doc(all_urls(fakes), timeout_s=1.5)  # a stalled stream times out soon
+    path = write_config(tmp_path / "p.yaml", doc)
 
     async def body(base: str) -> None:
         async with connect(base) as conn:
@@ -93,7 +98,7 @@ def test_a_provider_that_dies_mid_reply_opens_its_circuit(
                 done, seen = await turn(conn, f"question {n}")
                 assert done.response.status == "failed"
                 error = next(e for e in seen if e.type == "error").error
-                assert error.code == "stage_failed" and "mid-reply" in error.message
+                assert error.code == code and "mid-reply" in error.message
                 assert spoken(seen) == "One two three four."  # spoken before it broke
                 state = circuit(base, "llm-a")
                 assert state["failures"] == n + 1  # the first words reset nothing
