@@ -334,6 +334,7 @@ class StreamVerdict:
         target, ledger, breaker = self._target, self._ledger, self._target.breaker
         if failure is None:
             breaker.release_probe(self._probe)  # a bug here, not a provider failure
+            ledger.settled("failed", f"{target.name}: {type(exc).__name__} here (mid-stream)")
             return None
         if not failure.transient:
             breaker.success()  # the provider is alive and answered
@@ -350,7 +351,8 @@ class StreamVerdict:
         return failure
 
     def cancelled(self) -> None:
-        """The client stopped the stream (barge-in, cancel, disconnect): no verdict.
+        """The stream was stopped before its end (barge-in, cancel, disconnect, or the turn
+        dropping the rest after a refused sentence): no verdict.
 
         A user interrupting says nothing about the provider: counted as a success it would
         close a circuit on a provider that may be failing, counted as a failure a user who
@@ -360,7 +362,7 @@ class StreamVerdict:
             return
         self._target.breaker.release_probe(self._probe)
         self._ledger.note(self._target.name, "cancelled", "cancelled", None, seconds)
-        self._ledger.record.note = "stream closed by the client before its end"
+        self._ledger.record.note = "stream stopped before its end (no verdict)"
         self._ledger.settled("ok", None)
 
 

@@ -414,3 +414,16 @@ async def test_an_abandoned_stream_holds_the_probe_only_until_its_timeout():
     await abandoned.aclose()  # a late close does not free the slot of the probe after it
     assert rig.breakers.get("a", "http://a:1").probing
     assert await read(probe) == ["A"] and rig.breaker("a") == ("closed", 0)
+
+
+async def test_a_bug_here_mid_stream_is_no_verdict_and_frees_the_probe():
+    rig = Rig(failure_threshold=1, cooldown_s=10.0)
+    await rig.run(Providers(a=[ProviderError(503, "down")], b=["B"]))
+    rig.clock.now += 10.0
+    stream, record = await rig.stream(Providers(a=[Scripted(["A", KeyError("oops")])], b=[]))
+    with pytest.raises(KeyError):
+        await read(stream)
+    breaker = rig.breakers.get("a", "http://a:1")
+    assert breaker.state == "half_open" and not breaker.probing and breaker.failures == 1
+    assert record.status == "failed" and record.error == "a: KeyError here (mid-stream)"
+    assert rig.count("a", "transient_error") == 1 and rig.count("a", "ok") == 0  # the 503 only
