@@ -387,7 +387,8 @@ class StageExecutor:
 
         The decision loop: providers in order, a provider whose circuit is open is skipped;
         each gets 1 + `retries` calls, plus one resend of a stale connection, and no more once
-        its circuit opens; a non-transient 4xx ends the stage (raised by `_attempt`).
+        its circuit opens; a non-transient 4xx ends the stage (raised by `_attempt`). A
+        `Deferred` result (a stream) is returned unjudged; its `StreamVerdict` settles it.
         """
         ledger = _Ledger(pipeline, StageRecord(stage=stage.stage), self.metrics)
         for index, name in enumerate(stage.providers):
