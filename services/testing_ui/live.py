@@ -18,6 +18,7 @@ from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.websockets import WebSocketState
 
 from services.client.live import ws_url
 from services.kit.errors import error_body
@@ -148,18 +149,29 @@ class Relay:
             )
             for task in pending:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                with contextlib.suppress(asyncio.CancelledError):
                     await task
             # Whichever side ended, the other is closed with the reason it gave.
-            finished = done.pop()
-            code, reason = finished.result()
+            code, reason = done.pop().result()
             await upstream.close(code=_close_code(code), reason=reason[:120])
-            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-                await ws.close(code=_close_code(code), reason=reason[:120])
+            if ws.client_state is WebSocketState.CONNECTED:
+                # The browser may vanish while being told: nothing is left to tell then.
+                with contextlib.suppress(WebSocketDisconnect):
+                    await ws.close(code=_close_code(code), reason=reason[:120])
 
     async def _browser_to_upstream(
         self, ws: WebSocket, upstream: Any, cap: int
     ) -> tuple[int | None, str]:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            return await self._pump_browser(ws, upstream, cap)
+        except ConnectionClosed:
+            return _closed_by(upstream)
+        except WebSocketDisconnect:
+            return _NORMAL, "the browser closed the live session"
+
+    async def _pump_browser(self, ws: WebSocket, upstream: Any, cap: int) -> tuple[int, str]:
         while True:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
@@ -182,23 +194,31 @@ class Relay:
             await upstream.send(text)
 
     async def _upstream_to_browser(self, ws: WebSocket, upstream: Any) -> tuple[int | None, str]:
-        from websockets.exceptions import ConnectionClosed, PayloadTooBig
+        from websockets.exceptions import ConnectionClosed
 
         try:
             async for message in upstream:
                 if isinstance(message, bytes):
                     continue  # the Realtime protocol is text; nothing binary is relayed
                 await ws.send_text(message)
-        except PayloadTooBig:
-            text = "the orchestrator sent a message over UI_LIVE_MAX_MESSAGE_BYTES"
-            await ws.send_text(error_event("message_too_large", text))
-            return _TOO_BIG, text
-        except ConnectionClosed:
-            pass
-        received = upstream.close_rcvd
-        if received is None:
-            return _INTERNAL, "the orchestrator's connection dropped"
-        return received.code, received.reason or "the orchestrator closed the live session"
+        except ConnectionClosed as exc:
+            # websockets closes with 1009 itself when a message exceeds max_size.
+            if exc.sent is not None and exc.sent.code == _TOO_BIG:
+                text = "the orchestrator sent a message over UI_LIVE_MAX_MESSAGE_BYTES"
+                with contextlib.suppress(WebSocketDisconnect):
+                    await ws.send_text(error_event("message_too_large", text))
+                return _TOO_BIG, text
+        except WebSocketDisconnect:
+            return _NORMAL, "the browser closed the live session"
+        return _closed_by(upstream)
+
+
+def _closed_by(upstream: Any) -> tuple[int | None, str]:
+    """The code and reason the orchestrator closed with (1011 when it just dropped)."""
+    received = upstream.close_rcvd
+    if received is None:
+        return _INTERNAL, "the orchestrator's connection dropped"
+    return received.code, received.reason or "the orchestrator closed the live session"
 
 
 def _envelope_message(body: bytes | None) -> str | None:

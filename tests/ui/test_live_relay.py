@@ -190,6 +190,20 @@ def test_session_cap_and_message_cap(ui: str, live_orchestrator: str) -> None:
     run(body)
 
 
+def test_oversize_message_from_the_orchestrator_closes_the_session(live_orchestrator: str) -> None:
+    async def body(base: str) -> None:
+        async with connect(live_ws(base)) as ws:
+            # session.created (the whole session's settings) is ~750 bytes.
+            error = await next_event(ws, "error")
+            assert error["error"]["code"] == "message_too_large"
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 1009
+
+    with run_server(ui_app(live_orchestrator, live_max_message_bytes=512)) as base:
+        run(lambda: body(base))
+
+
 def test_closing_one_side_closes_the_other(
     ui: str, live_orchestrator: str, stage_fakes: dict[str, Any], tmp_path: Any
 ) -> None:
