@@ -153,7 +153,7 @@ LIVE_HOWTO = (
 LIVE_HTML = """
 <div id="live" data-relay="{relay}">
   <div>
-    <button type="button" data-live="start" id="live-start">Start live</button>
+    <button type="button" data-live="start" id="live-start" disabled>Start live</button>
     <button type="button" data-live="stop" id="live-stop" disabled>Stop</button>
     <span>state: <b data-live="state" id="live-state">idle</b></span>
   </div>

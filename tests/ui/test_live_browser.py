@@ -59,6 +59,13 @@ def _text(page: Any, elem_id: str) -> str:
     return str(page.locator(f"#{elem_id}").inner_text())
 
 
+def start_live(page: Any) -> None:
+    """Open the live accordion and press Start once live.js has attached to the block."""
+    page.get_by_text("Live mode (streaming microphone)").click()
+    page.locator('#live[data-attached="yes"]').wait_for(timeout=15_000)
+    page.locator("#live-start").click()
+
+
 def _rows(page: Any) -> list[list[str]]:
     rows = page.locator("#live-turns tr").all()
     return [[c.strip() for c in r.locator("td").all_inner_texts()] for r in rows]
@@ -77,8 +84,7 @@ def test_live_turn_from_the_microphone_with_barge_in(
             timeout=20,
             what="the pipeline list",
         )
-        page.get_by_text("Live mode (streaming microphone)").click()
-        page.locator("#live-start").click()
+        start_live(page)
         wait_for(lambda: _text(page, "live-state") == "live: speak", timeout=15, what="live")
         first = wait_for(
             lambda: (r := _rows(page)) and r[0][1] == "what is the weather like" and r[0],
@@ -114,3 +120,30 @@ def test_live_turn_from_the_microphone_with_barge_in(
     finally:
         stage_fakes["primary"].knobs.tts_seconds = 0.1
         page.close()
+
+
+def test_live_mode_behind_the_login(browser: Any, live_orchestrator: str) -> None:
+    """With UI_PASSWORD set, the page's live session works once logged in (cookie on the socket)."""
+    settings = Settings(
+        orchestrator_url=live_orchestrator,
+        orchestrator_api_key=LIVE_KEY,
+        username="tester",
+        password="s3cret",
+    )
+    with run_server(build_app(settings)) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        try:
+            page.goto(url + "/")
+            page.get_by_label("username").fill("tester")
+            page.get_by_label("password").fill("s3cret")
+            page.get_by_role("button", name="Login").click()
+            start_live(page)
+            wait_for(
+                lambda: int(_text(page, "live-sent")) > 10,
+                timeout=20,
+                what="audio appended through the relay",
+            )
+            assert _text(page, "live-state") == "live: speak"
+            assert _text(page, "live-error") == ""
+        finally:
+            page.close()

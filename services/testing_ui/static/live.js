@@ -90,6 +90,7 @@ registerProcessor("live-capture", LiveCapture);
       this.turn = null; // the turn a response belongs to
       this.counts = { sent: 0, chunks: 0, "turns-count": 0, truncated: 0 };
       this.$("start").addEventListener("click", () => this.start());
+      this.$("start").disabled = false; // drawn disabled: a click before this would do nothing
       this.$("stop").addEventListener("click", () => this.stop("stopped"));
     }
 
