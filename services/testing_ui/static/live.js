@@ -109,12 +109,13 @@ registerProcessor("live-capture", LiveCapture);
       this.$("start").disabled = true;
       this.stopping = false;
       try {
+        // Made inside the click, before any await, so the autoplay policy lets it play.
+        this.ctx = new AudioContext({ latencyHint: "interactive" });
         this.state("asking for the microphone…");
         this.stream = await navigator.mediaDevices.getUserMedia({
           // Echo cancellation keeps the reply coming out of the speakers from barging in.
           audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
         });
-        this.ctx = new AudioContext({ latencyHint: "interactive" });
         const url = URL.createObjectURL(new Blob([WORKLET], { type: "text/javascript" }));
         await this.ctx.audioWorklet.addModule(url);
         URL.revokeObjectURL(url);
@@ -195,7 +196,10 @@ registerProcessor("live-capture", LiveCapture);
       src.buffer = buf;
       src.connect(this.ctx.destination);
       // Gapless: each chunk starts where the previous one ends, unless it came late.
-      const start = Math.max(this.playHead, this.ctx.currentTime + LEAD_S);
+      const now = this.ctx.currentTime;
+      const start = Math.max(this.playHead, now + LEAD_S);
+      // Only the current reply's chunks are needed (to measure what was played at a cut).
+      this.sources = this.sources.filter((s) => s.item === item || s.start + s.dur > now);
       src.start(start);
       this.playHead = start + buf.duration;
       this.sources.push({ src, start, dur: buf.duration, item });
