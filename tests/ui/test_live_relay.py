@@ -190,6 +190,25 @@ def test_session_cap_and_message_cap(ui: str, live_orchestrator: str) -> None:
     run(body)
 
 
+def test_bad_pipeline_name_and_binary_frames_are_refused(ui: str) -> None:
+    async def body() -> None:
+        async with connect(live_ws(ui, model="voice?x=1&y")) as ws:
+            error = await next_event(ws, "error")
+            assert error["error"]["code"] == "invalid_value"
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 1008
+        async with connect(live_ws(ui)) as ws:
+            await next_event(ws, "session.created")
+            await ws.send(b"\x00\x01")
+            error = await next_event(ws, "error")
+            assert error["error"]["code"] == "invalid_event"
+            await ws.send(json.dumps(TEXT_ITEM))
+            await next_event(ws, "conversation.item.added")
+
+    run(body)
+
+
 def test_oversize_message_from_the_orchestrator_closes_the_session(live_orchestrator: str) -> None:
     async def body(base: str) -> None:
         async with connect(live_ws(base)) as ws:
