@@ -31,11 +31,12 @@ def fitted_model_class(pad_s: float) -> type[Any]:
     """A WhisperModel whose encoder sees the audio plus `pad_s` of padding, not always 30 s.
 
     Whisper pads every window to 30 s and the encoder's cost is the window's, so a 2 s
-    question pays for 30 s (about 1.2 s of Whisper base's 1.3 s here; 0.09 s for 10 s of
-    window). CTranslate2 encodes shorter inputs and the decoder attends to what is there. Too
-    little padding makes the decoder loop (the question again and again); with 3 s, WER on
-    the eval clips matched the full window's (docs/quality.md). The padding faster-whisper
-    adds is all-zero mel columns (real audio's normalised log-mel never is): they are cut.
+    question pays for 30 s. CTranslate2 encodes shorter inputs and the decoder attends to what
+    is there. Too little padding makes the decoder repeat the question (seen at 3 s); with 5 s,
+    WER on the 160 eval clips stayed within run-to-run noise of the full window's and the
+    median transcription was 7× faster (docs/quality.md, "Encoder window"). The padding
+    faster-whisper adds is all-zero mel columns (real audio's normalised log-mel never is):
+    they are cut.
     """
     from faster_whisper import WhisperModel
 
