@@ -7,6 +7,7 @@ import pytest
 from openai import OpenAI
 
 from scripts.quality.scoring import wer
+from services.kit.audio import decode_audio
 from services.stt.app import build_app
 from services.stt.backends.faster_whisper_backend import fitted_model_class
 from services.stt.settings import Settings
@@ -15,6 +16,7 @@ from testkit.helpers import WHISPER_BASE, run_server, synth_speech, wav_bytes
 
 pytestmark = pytest.mark.slow
 RATE = 16000
+FRANCE = "What is the capital of France?"
 
 
 def test_the_fitted_encoder_cuts_faster_whispers_padding() -> None:
@@ -35,12 +37,15 @@ def test_the_fitted_encoder_cuts_faster_whispers_padding() -> None:
     assert full.encode(padded).shape[1] == 1500
 
 
-def test_fitted_and_full_windows_hear_the_same_words() -> None:
-    """Through the HTTP API: a short question and a ~20 s clip, both windows, same text."""
+def test_the_fitted_window_hears_as_well_as_the_full_one() -> None:
+    """Through the HTTP API: a short question, a ~20 s clip and a resampled one, both windows."""
     pause = np.zeros(int(0.4 * RATE), dtype=np.float32)
     parts = [synth_speech(s, RATE)[0] for s in texts.SENTENCES[:6]]
     long = np.concatenate([p for part in parts for p in (part, pause)])
-    clips = [parts[0], long]
+    # Piper at 24 kHz brought to 16 kHz, as a live session sends it: with faster-whisper's
+    # zero padding cut to 5 s Whisper heard "capital of friends" here (the silence fill fixed it).
+    france = decode_audio(wav_bytes(synth_speech(FRANCE, 24000)[0], 24000), RATE).samples
+    clips = [parts[0], long, france]
     heard: dict[float, list[str]] = {}
     for pad in (5.0, 30.0):
         settings = Settings(
@@ -54,7 +59,9 @@ def test_fitted_and_full_windows_hear_the_same_words() -> None:
                 ).text
                 for c in clips
             ]
-    # Equal once normalised ("7" and "seven" are the same word to a listener).
-    for fitted, full in zip(heard[5.0], heard[30.0], strict=True):
-        assert wer(full, fitted) == 0.0, (fitted, full)
+    # As good as the full window against what was said, word for word ("7" = "seven").
+    refs = [texts.SENTENCES[0], " ".join(texts.SENTENCES[:6]), FRANCE]
+    for ref, fitted, full in zip(refs, heard[5.0], heard[30.0], strict=True):
+        assert wer(ref, fitted) <= wer(ref, full) + 0.02, (fitted, full)
     assert wer(texts.SENTENCES[0], heard[5.0][0]) == 0.0
+    assert wer(FRANCE, heard[5.0][2]) == 0.0, heard[5.0][2]

@@ -47,12 +47,16 @@ def fitted_model_class(pad_s: float) -> type[Any]:
             if features.ndim == 2:
                 features = features[None]
             used = np.flatnonzero(np.any(features[0] != 0, axis=0))
-            end = int(used[-1]) + 1 if len(used) else features.shape[-1]
+            if len(used) == 0 or int(used[-1]) + 1 >= features.shape[-1]:
+                return super().encode(features)  # no padding to cut (a full 30 s window)
+            end = int(used[-1]) + 1
             keep = min(features.shape[-1], end + keep_pad)
             keep += keep % 2  # the encoder's stride-2 convolution wants an even length
-            if keep < features.shape[-1]:
-                features = np.ascontiguousarray(features[..., :keep])
-            return super().encode(features)
+            fitted = np.array(features[..., :keep])
+            # Pad as Whisper was trained: its log-mel of digital silence, clamped 8 (log10)
+            # below the clip's peak, is the peak − 2 once normalised; faster-whisper's 0 is not.
+            fitted[..., end:] = features[..., :end].max() - 2.0
+            return super().encode(fitted)
 
     return FittedWhisperModel
 
