@@ -377,3 +377,22 @@ async def open_stream(
         resp.close()
         raise
     return resp
+
+
+async def open_denoise_ws(
+    client: StageClient, prov: ProviderConfig, sample_rate: int, timeout_s: float
+) -> aiohttp.ClientWebSocketResponse:
+    """Open the preprocessor's streaming `WS /denoise/ws` with the stage calls' auth headers."""
+    base = api_base(prov.url)
+    if base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    elif base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    return await client.session.ws_connect(
+        f"{base}/denoise/ws",
+        params={"sample_rate": str(sample_rate)},
+        headers=_headers(prov),
+        timeout=aiohttp.ClientWSTimeout(ws_close=timeout_s),
+        autoping=True,
+        heartbeat=None,
+    )

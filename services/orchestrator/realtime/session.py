@@ -32,6 +32,11 @@ from services.kit.vad import SpeechDetector
 from services.orchestrator.history import Turn
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.pipeline import Runner
+from services.orchestrator.realtime.denoise_stream import (
+    PendingSpan,
+    StreamingDenoiser,
+    stream_targets,
+)
 from services.orchestrator.realtime.protocol import (
     PCM_RATE,
     ClientEventError,
@@ -92,6 +97,9 @@ class RealtimeSession:
         self.response_queued = False
         self.remembered: ActiveResponse | None = None  # last reply, not yet in the store
         self.closed = False
+        # Server VAD sessions: the input streamed through the preprocessor while it arrives.
+        self.denoiser: StreamingDenoiser | None = None
+        self.vad_origin = 0  # the denoiser's position of the current detector's first sample
         self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             "session.update": self._session_update,
             "input_audio_buffer.append": self._append,
@@ -156,9 +164,12 @@ class RealtimeSession:
         self.deps.metrics.realtime_sessions.inc()
         self.emit(event("session.created", session=self.config.as_dict()))
         try:
+            await self._sync_denoiser()
             await self._receive_loop()
         finally:
             self.closed = True
+            if self.denoiser is not None:
+                await self.denoiser.close()  # the preprocessor's stream slot is freed
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
@@ -248,11 +259,35 @@ class RealtimeSession:
             max_utterance_s=self.settings.realtime_max_utterance_s,
         )
 
+    async def _sync_denoiser(self) -> None:
+        """A denoising stream while server VAD is on and the pipeline denoises; none otherwise."""
+        if self.vad is None:
+            if self.denoiser is not None:
+                await self.denoiser.close()
+                self.denoiser = None
+            return
+        if self.denoiser is None and self.settings.realtime_stream_denoise:
+            try:
+                plan = self.deps.runner.plan(self.config.model)
+            except ApiError:
+                return  # the turns will say why the pipeline cannot run
+            targets = stream_targets(plan, self.settings.default_timeout_s)
+            if targets:
+                self.denoiser = StreamingDenoiser(
+                    self.deps.runner.kit.client,
+                    targets,
+                    keep_s=self.settings.realtime_denoise_buffer_s,
+                    wait_s=self.settings.realtime_denoise_wait_s,
+                )
+                self.denoiser.start()
+        self.vad_origin = self.denoiser.fed if self.denoiser is not None else 0
+
     async def _session_update(self, data: dict[str, Any]) -> None:
         before = self.config.turn_detection
         self.config = apply_update(self.config, data.get("session"), self.settings.max_text_chars)
         if self.config.turn_detection != before:
             self._reset_vad()
+            await self._sync_denoiser()
             self.buffer, self.buffered = [], 0
         self.emit(event("session.updated", session=self.config.as_dict()))
 
@@ -295,6 +330,8 @@ class RealtimeSession:
             self.buffered += len(samples)
             return
         vad = self.vad
+        if self.denoiser is not None:
+            self.denoiser.feed(samples)  # first: a VAD event never points past the stream
         for ev in await asyncio.to_thread(vad.feed, samples):
             await self._on_vad(ev)
 
@@ -320,14 +357,23 @@ class RealtimeSession:
             event("input_audio_buffer.speech_stopped", audio_end_ms=ev.at_ms, item_id=item_id)
         )
         assert ev.audio is not None
-        self._commit_audio(item_id, ev.audio, td is not None and td.create_response, stopped_at)
+        span = None
+        if self.denoiser is not None:
+            span = self.denoiser.request(self.vad_origin + ev.start_sample, len(ev.audio))
+        respond = td is not None and td.create_response
+        self._commit_audio(item_id, ev.audio, respond, stopped_at, span)
 
     def _commit_audio(
-        self, item_id: str, audio: np.ndarray, respond: bool, stopped_at: float | None
+        self,
+        item_id: str,
+        audio: np.ndarray,
+        respond: bool,
+        stopped_at: float | None,
+        span: PendingSpan | None = None,
     ) -> None:
         previous, self.last_item = self.last_item, item_id
         self.emit(event("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous))
-        self.jobs.put_nowait(lambda: self._transcribe(item_id, previous, audio))
+        self.jobs.put_nowait(lambda: self._transcribe(item_id, previous, audio, span))
         if respond:
             self.response_queued = True
             self.jobs.put_nowait(lambda: self._respond({}, stopped_at, auto=True))
@@ -359,11 +405,20 @@ class RealtimeSession:
             self.vad_item = None
         self.emit(event("input_audio_buffer.cleared"))
 
-    async def _transcribe(self, item_id: str, previous: str | None, audio: np.ndarray) -> None:
+    async def _transcribe(
+        self,
+        item_id: str,
+        previous: str | None,
+        audio: np.ndarray,
+        span: PendingSpan | None = None,
+    ) -> None:
         runner = self.deps.runner
+        # The span streamed while the user spoke; None: the denoise stage runs as before.
+        streamed = await span.result() if span is not None else None
+        denoised, record = streamed if streamed is not None else (None, None)
         try:
             plan = runner.plan(self.config.model)
-            text = await StreamingTurn(runner, plan, self.base).transcribe(audio)
+            text = await StreamingTurn(runner, plan, self.base).transcribe(audio, denoised, record)
         except ApiError as exc:
             self.emit(
                 event(

@@ -31,6 +31,7 @@ class VadEvent:
     at_ms: int
     audio: np.ndarray | None = None  # 24 kHz float32, on `stopped`
     forced: bool = False  # cut at the maximum utterance length
+    start_sample: int = 0  # on `stopped`: index of the utterance's first sample in the input
 
 
 class TurnDetector:
@@ -153,4 +154,5 @@ class TurnDetector:
         audio = np.concatenate(kept)
         self._speech, self._silence = [], 0
         self.active = False
-        return VadEvent("stopped", self.position_ms + int(WINDOW_MS), audio, forced)
+        start = self._start_window * IN_WINDOW
+        return VadEvent("stopped", self.position_ms + int(WINDOW_MS), audio, forced, start)
