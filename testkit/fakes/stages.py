@@ -62,6 +62,7 @@ class Knobs:
     calls: Counter[str] = field(default_factory=Counter)
     hosts: Counter[str] = field(default_factory=Counter)  # Host header of each call
     requests: list[dict[str, Any]] = field(default_factory=list)
+    stt_audio: list[bytes] = field(default_factory=list)  # each transcription's file, as sent
     request_ids: list[tuple[str, str | None]] = field(default_factory=list)
     processing_ms: dict[str, float] = field(default_factory=dict)
     record_processing: bool = False
@@ -91,6 +92,7 @@ class Knobs:
         self.calls.clear()
         self.hosts.clear()
         self.requests.clear()
+        self.stt_audio.clear()
         self.request_ids.clear()
         self.end_users.clear()
 
@@ -243,6 +245,8 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
         knobs.remember(
             {"endpoint": "stt", "model": form.get("model"), "language": form.get("language")}
         )
+        if knobs.keep_history:
+            knobs.stt_audio.append(data)
         if not data.startswith(b"RIFF"):
             return _error(415, "could not decode audio: not a supported format")
         return JSONResponse({"text": knobs.transcript})

@@ -1,0 +1,193 @@
+"""Streamed denoise in live sessions: the real orchestrator and a real preprocessor app.
+
+The preprocessor runs `testkit.fakes.denoise.MarkedEngine`: its output gain depends on the
+sample's index in its stream, so the audio the STT fake receives tells the streamed span (one
+stream since the session began, latency compensated) from the whole-utterance POST (a fresh
+stream per clip), to the sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import re
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from services.kit.audio import from_pcm16, to_pcm16
+from services.preprocessor.app import build_app as build_preprocessor
+from services.preprocessor.settings import Settings as PreprocessorSettings
+from testkit.fakes.denoise import MarkedEngine, marked
+from testkit.helpers import run_server, synth_speech
+from testkit.orchestrator import Fake, all_urls, config_doc, orchestrator, write_config
+from testkit.realtime import SPEECH_RATE, connect, metrics, run, say, silence, until
+
+PERIOD = 2400
+# One PCM16 step for the preprocessor's output, one for the WAV the STT gets.
+TOLERANCE = 2.5 / 32768
+TRANSCRIBED = "conversation.item.input_audio_transcription.completed"
+
+
+@pytest.fixture(scope="module")
+def question() -> np.ndarray:
+    """A spoken question at 24 kHz, as the client sends it (PCM16 values)."""
+    audio, _ = synth_speech("What is the weather like in Paris today?", SPEECH_RATE)
+    return from_pcm16(to_pcm16(np.concatenate([silence(0.5), audio, silence(1.0)])))
+
+
+class Mesh:
+    """An orchestrator whose denoise provider is a real preprocessor app running `engine`."""
+
+    def __init__(self, base: str, preprocessor: str, engine: MarkedEngine) -> None:
+        self.base = base
+        self.preprocessor = preprocessor
+        self.engine = engine
+
+    def pre_metric(self, name: str, **labels: str) -> float:
+        """One sample of the preprocessor's /metrics (0 when absent)."""
+        text = httpx.get(self.preprocessor + "/metrics", timeout=10).text
+        return _sample(text, name, labels)
+
+
+def _sample(text: str, name: str, labels: dict[str, str]) -> float:
+    for line in text.splitlines():
+        m = re.match(rf"^{name}\{{(.*)\}} (\S+)$", line)
+        if m and all(f'{k}="{v}"' in m.group(1) for k, v in labels.items()):
+            return float(m.group(2))
+    return 0.0
+
+
+@contextlib.contextmanager
+def mesh(tmp: Path, fakes: dict[str, Fake], delay: int, **pre: Any) -> Iterator[Mesh]:
+    """A preprocessor (MarkedEngine with `delay`) and an orchestrator using it for denoise."""
+    engine = MarkedEngine(delay=delay, period=PERIOD)
+    settings = PreprocessorSettings(engine="passthrough", log_json=False, **pre)
+    with run_server(build_preprocessor(settings, lambda _: engine)) as pre_url:
+        urls = all_urls(fakes, denoise=pre_url)
+        path = write_config(tmp / "p.yaml", config_doc(urls))
+        with orchestrator(path, realtime_denoise_wait_s=3.0) as base:
+            yield Mesh(base, pre_url, engine)
+
+
+def stt_samples(fakes: dict[str, Fake]) -> np.ndarray:
+    """The audio of the last transcription the STT fake received."""
+    data = fakes["primary"].knobs.stt_audio[-1]
+    with wave.open(io.BytesIO(data)) as w:
+        assert w.getframerate() == SPEECH_RATE
+        return from_pcm16(w.readframes(w.getnframes()))
+
+
+async def vad_turn(base: str, audio: np.ndarray, **td: Any) -> int:
+    """Stream `audio`; the utterance's first input sample once it is transcribed."""
+    async with connect(base) as conn:
+        await until(conn, "session.created")
+        if td:
+            detection = {"type": "server_vad", **td}
+            await conn.session.update(
+                session={"type": "realtime", "audio": {"input": {"turn_detection": detection}}}
+            )
+            await until(conn, "session.updated")
+        await say(conn, audio)
+        started = await until(conn, "input_audio_buffer.speech_started")
+        await until(conn, TRANSCRIBED)
+        return int(started.audio_start_ms) * SPEECH_RATE // 1000
+
+
+def assert_close(got: np.ndarray, want: np.ndarray) -> None:
+    assert len(got) == len(want)
+    assert float(np.max(np.abs(got - want))) <= TOLERANCE
+
+
+def test_stt_gets_the_streamed_span(
+    tmp_path: Path, fakes: dict[str, Fake], question: np.ndarray
+) -> None:
+    """The STT hears the input span as the stream denoised it; the denoise POST is not called."""
+    delay = 1000  # under the 192 ms of kept silence: the span is out without a flush
+    with mesh(tmp_path, fakes, delay) as m:
+        opened = m.engine.streams_opened
+        start = run(lambda: vad_turn(m.base, question))
+        got = stt_samples(fakes)
+        span = question[start : start + len(got)]
+        # Stream positions count from the session's first sample, not the utterance's.
+        assert_close(got, marked(span, start, PERIOD))
+        posted = marked(span, 0, PERIOD)
+        assert float(np.max(np.abs(got - posted))) > 0.01  # the two are told apart
+        late = marked(question[start - delay : start - delay + len(got)], start - delay, PERIOD)
+        assert float(np.max(np.abs(got - late))) > 0.01  # so is an uncompensated delay
+        assert m.engine.streams_opened - opened == 1  # one stream, no flush, no POST
+        assert m.pre_metric("denoise_audio_seconds_total", endpoint="denoise") == 0
+        assert m.pre_metric("denoise_audio_seconds_total", endpoint="denoise_ws") > 1.0
+        streamed = _sample(
+            metrics(m.base),
+            "orchestrator_stage_requests_total",
+            {"stage": "denoise", "outcome": "streamed"},
+        )
+        assert streamed == 1
+
+
+def test_span_in_the_delayed_tail_is_flushed(
+    tmp_path: Path, fakes: dict[str, Fake], question: np.ndarray
+) -> None:
+    """A span reaching into the preprocessor's delay is flushed out, still sample-exact."""
+    delay = SPEECH_RATE // 2  # 0.5 s: longer than the silence kept after the utterance
+    with mesh(tmp_path, fakes, delay) as m:
+        opened = m.engine.streams_opened
+        start = run(lambda: vad_turn(m.base, question))
+        got = stt_samples(fakes)
+        assert_close(got, marked(question[start : start + len(got)], start, PERIOD))
+        assert m.engine.streams_opened - opened == 2  # the stream, renewed by its flush
+        assert m.pre_metric("denoise_audio_seconds_total", endpoint="denoise") == 0
+
+
+def test_refused_stream_falls_back_to_the_post(
+    tmp_path: Path, fakes: dict[str, Fake], question: np.ndarray
+) -> None:
+    """A preprocessor at its stream limit: the turn is denoised by the stage's POST as before."""
+    with mesh(tmp_path, fakes, 1000, max_streams=0) as m:
+        start = run(lambda: vad_turn(m.base, question))
+        got = stt_samples(fakes)
+        # A fresh engine stream for the clip: positions from the utterance's first sample.
+        assert_close(got, marked(question[start : start + len(got)], 0, PERIOD))
+        assert m.pre_metric("denoise_audio_seconds_total", endpoint="denoise") > 1.0
+        assert m.pre_metric("denoise_audio_seconds_total", endpoint="denoise_ws") == 0
+        assert 'outcome="streamed"' not in metrics(m.base)
+
+
+async def _wait_streams(m: Mesh, want: float) -> None:
+    """Until the preprocessor reports `want` open streams (10 s at most)."""
+    for _ in range(200):
+        if m.pre_metric("denoise_active_streams", engine="marked") == want:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"the preprocessor never reported {want:g} open streams")
+
+
+def test_stream_freed_when_the_session_ends_or_vad_goes_off(
+    tmp_path: Path, fakes: dict[str, Fake]
+) -> None:
+    """The preprocessor's stream count returns to 0 when the client leaves or turns VAD off."""
+    with mesh(tmp_path, fakes, 1000) as m:
+
+        async def body() -> None:
+            async with connect(m.base) as conn:
+                await until(conn, "session.created")
+                await say(conn, silence(0.3))
+                await _wait_streams(m, 1)
+            await _wait_streams(m, 0)  # the client left
+            async with connect(m.base) as conn:
+                await until(conn, "session.created")
+                await _wait_streams(m, 1)
+                await conn.session.update(
+                    session={"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+                )
+                await until(conn, "session.updated")
+                await _wait_streams(m, 0)  # manual turns: no stream held
+
+        run(body)
