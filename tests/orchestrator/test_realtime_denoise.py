@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import io
 import re
+import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +23,14 @@ import numpy as np
 import pytest
 
 from services.kit.audio import from_pcm16, to_pcm16
+from services.orchestrator.config import ProviderConfig
+from services.orchestrator.realtime.denoise_stream import StreamingDenoiser, StreamTarget
+from services.orchestrator.stages import StageClient, make_session
 from services.preprocessor.app import build_app as build_preprocessor
 from services.preprocessor.settings import Settings as PreprocessorSettings
 from testkit.fakes.denoise import MarkedEngine, marked
 from testkit.helpers import run_server, synth_speech
-from testkit.orchestrator import Fake, all_urls, config_doc, orchestrator, write_config
+from testkit.orchestrator import Fake, all_urls, config_doc, dead_url, orchestrator, write_config
 from testkit.realtime import SPEECH_RATE, connect, metrics, run, say, silence, until
 
 PERIOD = 2400
@@ -191,3 +195,41 @@ def test_stream_freed_when_the_session_ends_or_vad_goes_off(
                 await _wait_streams(m, 0)  # manual turns: no stream held
 
         run(body)
+
+
+def test_stream_off_without_a_provider_or_when_behind() -> None:
+    """No provider answers, or audio piles up unsent: the stream turns off, spans are None."""
+
+    async def body() -> None:
+        async with make_session() as http:
+            client = StageClient(http)
+            # Accepts connections and never answers the handshake.
+            silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+            port = silent.sockets[0].getsockname()[1]
+            hang = ProviderConfig(capability="denoise", url=f"http://127.0.0.1:{port}")
+            stream = StreamingDenoiser(
+                client, [StreamTarget("hang", hang, 30.0)], keep_s=10, wait_s=0.2
+            )
+            stream.start()
+            stream.feed(silence(4.0))
+            assert stream.failed is None
+            assert await stream.segment(0, 100) is None  # not connected within the wait
+            stream.feed(silence(2.0))  # over the 5 s backlog
+            assert stream.failed is not None and "fell behind" in stream.failed
+            assert await stream.segment(0, 100) is None
+            await stream.close()
+            silent.close()
+
+            dead = ProviderConfig(capability="denoise", url=dead_url())
+            stream = StreamingDenoiser(
+                client, [StreamTarget("dead", dead, 5.0)], keep_s=10, wait_s=5.0
+            )
+            stream.start()
+            stream.feed(silence(1.0))
+            started = time.perf_counter()
+            assert await stream.segment(0, 100) is None
+            assert time.perf_counter() - started < 4.0  # the failure ends the wait
+            assert stream.failed is not None and "dead" in stream.failed
+            await stream.close()
+
+    run(body)

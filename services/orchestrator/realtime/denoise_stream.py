@@ -214,6 +214,9 @@ class StreamingDenoiser:
         self._queue.put_nowait(None)
         # Wake waiting `segment` calls (a reference kept: the loop holds tasks only weakly).
         self._notifier = asyncio.get_running_loop().create_task(self._notify())
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()  # its `finally` closes the connection: the preprocessor frees the slot
 
     async def _notify(self) -> None:
         async with self._changed:
