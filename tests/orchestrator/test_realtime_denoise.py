@@ -150,6 +150,44 @@ def test_span_in_the_delayed_tail_is_flushed(
         assert m.pre_metric("denoise_audio_seconds_total", endpoint="denoise") == 0
 
 
+def stream_offset(got: np.ndarray, span: np.ndarray) -> int:
+    """The stream position (mod 2 periods) at which the engine saw `span`, read off `got`."""
+    loud = np.flatnonzero(np.abs(span) > 0.001)
+    positive = got[loud] / span[loud] > 0
+    for k in range(2 * PERIOD):
+        if np.array_equal(((loud + k) // PERIOD) % 2 == 0, positive):
+            return k
+    pytest.fail("the STT audio is no marked version of the span")
+
+
+def test_utterance_after_a_flush_is_aligned(
+    tmp_path: Path, fakes: dict[str, Fake], question: np.ndarray
+) -> None:
+    """After a flush the preprocessor restarts its stream; the next span is still exact."""
+    audio = np.concatenate([question, question])
+    with mesh(tmp_path, fakes, SPEECH_RATE // 2) as m:
+
+        async def body() -> list[int]:
+            async with connect(m.base) as conn:
+                await until(conn, "session.created")
+                await say(conn, audio)
+                seen: list[Any] = []
+                for _ in range(2):  # the second speech may start before the first is heard
+                    await until(conn, TRANSCRIBED, seen)
+                starts = [e for e in seen if e.type == "input_audio_buffer.speech_started"]
+                return [int(e.audio_start_ms) * SPEECH_RATE // 1000 for e in starts]
+
+        _, second = run(body)
+        assert m.engine.streams_opened >= 3  # the stream, renewed by each utterance's flush
+        assert m.pre_metric("denoise_audio_seconds_total", endpoint="denoise") == 0
+    got = stt_samples(fakes)
+    span = audio[second : second + len(got)]
+    k = stream_offset(got, span)
+    assert_close(got, marked(span, k, PERIOD))
+    # The engine's stream restarted between the utterances, not at the session's start.
+    assert k != second % (2 * PERIOD)
+
+
 def test_refused_stream_falls_back_to_the_post(
     tmp_path: Path, fakes: dict[str, Fake], question: np.ndarray
 ) -> None:
