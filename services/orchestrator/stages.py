@@ -392,7 +392,9 @@ async def open_denoise_ws(
         f"{base}/denoise/ws",
         params={"sample_rate": str(sample_rate)},
         headers=_headers(prov),
-        timeout=aiohttp.ClientWSTimeout(ws_close=timeout_s),
+        # Closing waits for the server's close frame; a stalled server must not hold a
+        # session's receive loop (VAD switched off) or its teardown for long.
+        timeout=aiohttp.ClientWSTimeout(ws_close=min(timeout_s, 2.0)),
         autoping=True,
         heartbeat=None,
     )

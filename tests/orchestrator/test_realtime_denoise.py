@@ -69,13 +69,16 @@ def _sample(text: str, name: str, labels: dict[str, str]) -> float:
 
 
 @contextlib.contextmanager
-def mesh(tmp: Path, fakes: dict[str, Fake], delay: int, **pre: Any) -> Iterator[Mesh]:
-    """A preprocessor (MarkedEngine with `delay`) and an orchestrator using it for denoise."""
+def mesh(
+    tmp: Path, fakes: dict[str, Fake], delay: int, token: str = "", **pre: Any
+) -> Iterator[Mesh]:
+    """A preprocessor (MarkedEngine with `delay`, mesh `token`) and an orchestrator using it."""
     engine = MarkedEngine(delay=delay, period=PERIOD)
-    settings = PreprocessorSettings(engine="passthrough", log_json=False, **pre)
+    settings = PreprocessorSettings(engine="passthrough", log_json=False, mesh_token=token, **pre)
     with run_server(build_preprocessor(settings, lambda _: engine)) as pre_url:
-        urls = all_urls(fakes, denoise=pre_url)
-        path = write_config(tmp / "p.yaml", config_doc(urls))
+        doc = config_doc(all_urls(fakes, denoise=pre_url))
+        doc["providers"]["denoise"]["api_key"] = token
+        path = write_config(tmp / "p.yaml", doc)
         with orchestrator(path, realtime_denoise_wait_s=3.0) as base:
             yield Mesh(base, pre_url, engine)
 
@@ -88,16 +91,22 @@ def stt_samples(fakes: dict[str, Fake]) -> np.ndarray:
         return from_pcm16(w.readframes(w.getnframes()))
 
 
-async def vad_turn(base: str, audio: np.ndarray, **td: Any) -> int:
-    """Stream `audio`; the utterance's first input sample once it is transcribed."""
-    async with connect(base) as conn:
+async def _wait_streams(m: Mesh, want: float) -> None:
+    """Until the preprocessor reports `want` open streams (10 s at most)."""
+    for _ in range(200):
+        if m.pre_metric("denoise_active_streams", engine="marked") == want:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"the preprocessor never reported {want:g} open streams")
+
+
+async def vad_turn(m: Mesh, audio: np.ndarray, streams: int = 1) -> int:
+    """Stream `audio` once the preprocessor holds `streams` streams; the utterance's start."""
+    async with connect(m.base) as conn:
         await until(conn, "session.created")
-        if td:
-            detection = {"type": "server_vad", **td}
-            await conn.session.update(
-                session={"type": "realtime", "audio": {"input": {"turn_detection": detection}}}
-            )
-            await until(conn, "session.updated")
+        # Audio sent before the stream is open would only wait in the backlog; the tests
+        # decide whether a flush is needed, so they start from an open stream.
+        await _wait_streams(m, streams)
         await say(conn, audio)
         started = await until(conn, "input_audio_buffer.speech_started")
         await until(conn, TRANSCRIBED)
@@ -109,14 +118,18 @@ def assert_close(got: np.ndarray, want: np.ndarray) -> None:
     assert float(np.max(np.abs(got - want))) <= TOLERANCE
 
 
+@pytest.mark.parametrize("token", ["", "mesh-secret"])
 def test_stt_gets_the_streamed_span(
-    tmp_path: Path, fakes: dict[str, Fake], question: np.ndarray
+    tmp_path: Path, fakes: dict[str, Fake], question: np.ndarray, token: str
 ) -> None:
-    """The STT hears the input span as the stream denoised it; the denoise POST is not called."""
+    """The STT hears the input span as the stream denoised it; the denoise POST is not called.
+
+    With a mesh token the stream carries the provider's key, as the stage's POST does.
+    """
     delay = 1000  # under the 192 ms of kept silence: the span is out without a flush
-    with mesh(tmp_path, fakes, delay) as m:
+    with mesh(tmp_path, fakes, delay, token) as m:
         opened = m.engine.streams_opened
-        start = run(lambda: vad_turn(m.base, question))
+        start = run(lambda: vad_turn(m, question))
         got = stt_samples(fakes)
         span = question[start : start + len(got)]
         # Stream positions count from the session's first sample, not the utterance's.
@@ -143,7 +156,7 @@ def test_span_in_the_delayed_tail_is_flushed(
     delay = SPEECH_RATE // 2  # 0.5 s: longer than the silence kept after the utterance
     with mesh(tmp_path, fakes, delay) as m:
         opened = m.engine.streams_opened
-        start = run(lambda: vad_turn(m.base, question))
+        start = run(lambda: vad_turn(m, question))
         got = stt_samples(fakes)
         assert_close(got, marked(question[start : start + len(got)], start, PERIOD))
         assert m.engine.streams_opened - opened == 2  # the stream, renewed by its flush
@@ -170,6 +183,7 @@ def test_utterance_after_a_flush_is_aligned(
         async def body() -> list[int]:
             async with connect(m.base) as conn:
                 await until(conn, "session.created")
+                await _wait_streams(m, 1)
                 await say(conn, audio)
                 seen: list[Any] = []
                 for _ in range(2):  # the second speech may start before the first is heard
@@ -193,22 +207,13 @@ def test_refused_stream_falls_back_to_the_post(
 ) -> None:
     """A preprocessor at its stream limit: the turn is denoised by the stage's POST as before."""
     with mesh(tmp_path, fakes, 1000, max_streams=0) as m:
-        start = run(lambda: vad_turn(m.base, question))
+        start = run(lambda: vad_turn(m, question, streams=0))
         got = stt_samples(fakes)
         # A fresh engine stream for the clip: positions from the utterance's first sample.
         assert_close(got, marked(question[start : start + len(got)], 0, PERIOD))
         assert m.pre_metric("denoise_audio_seconds_total", endpoint="denoise") > 1.0
         assert m.pre_metric("denoise_audio_seconds_total", endpoint="denoise_ws") == 0
         assert 'outcome="streamed"' not in metrics(m.base)
-
-
-async def _wait_streams(m: Mesh, want: float) -> None:
-    """Until the preprocessor reports `want` open streams (10 s at most)."""
-    for _ in range(200):
-        if m.pre_metric("denoise_active_streams", engine="marked") == want:
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"the preprocessor never reported {want:g} open streams")
 
 
 def test_stream_freed_when_the_session_ends_or_vad_goes_off(
@@ -249,10 +254,10 @@ def test_stream_off_without_a_provider_or_when_behind() -> None:
                 client, [StreamTarget("hang", hang, 30.0)], keep_s=10, wait_s=0.2
             )
             stream.start()
-            stream.feed(silence(4.0))
+            stream.feed(silence(6.0))
             assert stream.failed is None
             assert await stream.segment(0, 100) is None  # not connected within the wait
-            stream.feed(silence(2.0))  # over the 5 s backlog
+            stream.feed(silence(6.0))  # more unsent than the 10 s the buffer keeps
             assert stream.failed is not None and "fell behind" in stream.failed
             assert await stream.segment(0, 100) is None
             await stream.close()

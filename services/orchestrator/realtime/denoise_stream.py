@@ -40,8 +40,6 @@ log = logging.getLogger("orchestrator.realtime")
 
 # At most 100 ms per frame: far below the preprocessor's frame cap, and a steady pace.
 _FRAME = PCM_RATE // 10
-# Audio waiting to be sent beyond this means the preprocessor cannot keep up: stream off.
-_MAX_BACKLOG_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -109,7 +107,9 @@ class StreamingDenoiser:
         self._hi = 0  # denoised input is known for positions below this
         self._queue: asyncio.Queue[np.ndarray | _Flush | None] = asyncio.Queue()
         self._backlog = 0  # samples queued, not yet sent
-        self._max_backlog = int(_MAX_BACKLOG_S * PCM_RATE)
+        # More unsent audio than the buffer keeps: the preprocessor cannot keep up (or never
+        # answered), and every span would be gone before it came back. Stream off.
+        self._max_backlog = len(self._ring)
         self._flushed_to = 0  # input position up to which a flush was asked for
         # The preprocessor's stream since its last flush: first input position, output count.
         self._epoch = 0
@@ -132,7 +132,8 @@ class StreamingDenoiser:
         if self.failed is not None or self._closing:
             return
         if self._backlog + len(samples) > self._max_backlog:
-            self._fail(f"fell behind: more than {_MAX_BACKLOG_S:g} s of audio waiting to be sent")
+            behind = self._max_backlog / PCM_RATE
+            self._fail(f"fell behind: more than {behind:g} s of audio waiting to be sent")
             return
         for i in range(0, len(samples), _FRAME):
             frame = samples[i : i + _FRAME]
@@ -188,14 +189,15 @@ class StreamingDenoiser:
     async def close(self) -> None:
         """Stop streaming and close the connection (the preprocessor frees its stream slot)."""
         self._closing = True
+        if self.failed is None:
+            self.failed = "closed"  # a span still awaited gets None at once
         self._queue.put_nowait(None)
         task = self._task
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        async with self._changed:
-            self._changed.notify_all()
+            # Waited for, not awaited: a crash was logged by `_crashed` and must not reach here.
+            await asyncio.wait([task])
+        await self._notify()
 
     # ---- the connection -------------------------------------------------------------------
 
