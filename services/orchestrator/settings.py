@@ -132,6 +132,10 @@ class Settings(ServiceSettings, WyomingSettings):
     realtime_min_speech_ms: int = Field(300, ge=32)
     """Server VAD: speech shorter than this (a cough, 'mm-hm') neither starts a turn nor interrupts
     a reply."""
+    realtime_speculate_ms: NonNegativeInt = 200
+    """Server VAD: start the turn (transcription, reply) after this much silence and hold its
+    output until the silence reaches the turn's `silence_duration_ms`; speech resuming before
+    then drops it. 0, or not below the silence duration: start only at the end."""
     realtime_vad: Literal["silero", "energy"] = "silero"
     """Server VAD model: Silero v6 (ONNX, bundled with faster-whisper) or an energy detector (no
     model; weaker in noise, docs/bench/vad.md)."""

@@ -186,7 +186,11 @@ class StreamingTurn:
         instructions: str,
         max_tokens: int | None,
     ) -> AsyncIterator[str]:
-        """The LLM's reply in pieces; the stream is closed (generation stopped) on exit."""
+        """The LLM's reply in pieces; the stream is closed (generation stopped) on exit.
+
+        The provider's verdict waits for the stream's end (`executor.StreamVerdict`): a reply
+        that breaks mid-way counts against its breaker, one the client cuts counts for nothing.
+        """
         stage = self._stage("llm")
         if stage is None:
             raise ApiError(400, f"pipeline '{self.plan.pipe.name}' has no llm stage", code="no_llm")
@@ -217,6 +221,7 @@ class StreamingTurn:
             if failure is None:
                 raise
             # Past the first token there is no falling over: the reply so far was spoken.
+            # The stream has settled the failure itself (breaker, metrics, this turn's record).
             raise ApiError(
                 504 if failure.kind == "timeout" else 502,
                 f"stage 'llm' failed mid-reply: {failure.message}",
