@@ -24,6 +24,7 @@ import tempfile
 import time
 import wave
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -107,6 +108,9 @@ def main() -> None:
     """Measure both modes, alternating, and write the report."""
     args = arguments(__doc__, "denoise_stream", "one round of the three questions").parse_args()
     rounds = 1 if args.quick else 3
+    # Turns start at the stop: a speculative start (ORCH_REALTIME_SPECULATE_MS) would hide up to
+    # silence − 200 ms of the POST behind the rest of the silence and blur what is measured.
+    spec: dict[str, Any] = {"realtime_speculate_ms": 0}
     load = os.getloadavg()[0]
     clean = [
         np.concatenate([silence(0.5), synth_speech(p, SPEECH_RATE)[0], silence(1.2)])
@@ -125,8 +129,8 @@ def main() -> None:
         doc = config_doc(urls, llm=("llm-a",), tts=("tts-a",), stt=("stt-a",), timeout_s=30)
         path = write_config(Path(tmp) / "p.yaml", doc)
         with (
-            orchestrator(path, realtime_stream_denoise=True) as on,
-            orchestrator(path, realtime_stream_denoise=False) as off,
+            orchestrator(path, realtime_stream_denoise=True, **spec) as on,
+            orchestrator(path, realtime_stream_denoise=False, **spec) as off,
         ):
             took: dict[str, list[float]] = {"streamed": [], "posted": []}
             # SI-SDR against the clean speech of the utterance's span: the input, each mode.
@@ -153,7 +157,8 @@ def main() -> None:
     lines += [
         "",
         f"{len(took['posted'])} turns per mode, the three questions alternating between modes, "
-        "streamed at real-time pace in 40 ms appends (24 kHz).",
+        "streamed at real-time pace in 40 ms appends (24 kHz); speculative starts off "
+        "(`ORCH_REALTIME_SPECULATE_MS=0`), so every turn starts at `speech_stopped`.",
         "",
         "| mode | denoise on the critical path, mean ms (turns) | speech_stopped → transcript "
         "p50 / p95 ms |",
