@@ -30,10 +30,11 @@ from services.orchestrator.pipeline import Runner, stage_errors
 from services.orchestrator.realtime.protocol import PCM_RATE
 from services.orchestrator.run import Plan, Run, RunInput
 
-# A sentence ends at . ! ? … (optionally closed by a quote or bracket) followed by a space.
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]?\s+")
+# A sentence ends at . ! ? … (optionally closed by a quote or bracket) followed by a space;
+# only the space is consumed, so the closing quote stays with its sentence.
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+")
 # A first sentence longer than this is cut at a comma: the first audio should come early.
-_EARLY_CUT = 120
+_EARLY_CUT = 60
 
 
 class SentenceSplitter:
