@@ -145,3 +145,10 @@ class Settings(ServiceSettings, WyomingSettings):
     """Audio deltas queued for a slow reader before generation waits (backpressure)."""
     realtime_send_timeout_s: PositiveFloat = 20.0
     """A client that takes longer than this to take one event is closed."""
+    realtime_stream_denoise: bool = True
+    """Server VAD sessions stream their input through the denoise stage's preprocessor
+    (WS /denoise/ws) while the user speaks; false = the whole utterance is posted at its end."""
+    realtime_denoise_buffer_s: PositiveFloat = 40.0
+    """Denoised input kept per session for its utterances (older spans fall back to the stage)."""
+    realtime_denoise_wait_s: PositiveFloat = 0.5
+    """Longest a turn waits for its streamed span before it uses the denoise stage instead."""

@@ -69,6 +69,7 @@ class Knobs:
     calls: Counter[str] = field(default_factory=Counter)
     hosts: Counter[str] = field(default_factory=Counter)  # Host header of each call
     requests: list[dict[str, Any]] = field(default_factory=list)
+    stt_audio: list[bytes] = field(default_factory=list)  # each transcription's file, as sent
     request_ids: list[tuple[str, str | None]] = field(default_factory=list)
     processing_ms: dict[str, float] = field(default_factory=dict)
     record_processing: bool = False
@@ -101,6 +102,7 @@ class Knobs:
         self.calls.clear()
         self.hosts.clear()
         self.requests.clear()
+        self.stt_audio.clear()
         self.request_ids.clear()
         self.end_users.clear()
 
@@ -283,6 +285,8 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
                 "bytes": len(data),
             }
         )
+        if knobs.keep_history:
+            knobs.stt_audio.append(data)
         if not data.startswith(b"RIFF"):
             return _error(415, "could not decode audio: not a supported format")
         return JSONResponse({"text": knobs.transcript})

@@ -40,6 +40,11 @@ from services.kit.vad import SpeechDetector
 from services.orchestrator.history import Turn
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.pipeline import Runner
+from services.orchestrator.realtime.denoise_stream import (
+    PendingSpan,
+    StreamingDenoiser,
+    stream_targets,
+)
 from services.orchestrator.realtime.protocol import (
     PCM_RATE,
     ClientEventError,
@@ -80,6 +85,7 @@ class Speculation:
     pending_before: list[str] = field(default_factory=list)
     stopped_at: float | None = None
     response: ActiveResponse | None = None
+    span: PendingSpan | None = None  # its denoised audio, from the session's stream
 
 
 # The speculation the running code belongs to (set in its job, inherited by the reply's task).
@@ -123,6 +129,9 @@ class RealtimeSession:
         self.remembered: ActiveResponse | None = None  # last reply, not yet in the store
         self.spec: Speculation | None = None  # a turn started at a pause, not yet confirmed
         self.closed = False
+        # Server VAD sessions: the input streamed through the preprocessor while it arrives.
+        self.denoiser: StreamingDenoiser | None = None
+        self.vad_origin = 0  # the denoiser's position of the current detector's first sample
         self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             "session.update": self._session_update,
             "input_audio_buffer.append": self._append,
@@ -201,10 +210,13 @@ class RealtimeSession:
         self.deps.metrics.realtime_sessions.inc()
         self.emit(event("session.created", session=self.config.as_dict()))
         try:
+            await self._sync_denoiser()
             await self._receive_loop()
         finally:
             self.closed = True
             self._drop_spec()  # a turn the client was never shown is not kept either
+            if self.denoiser is not None:
+                await self.denoiser.close()  # the preprocessor's stream slot is freed
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
@@ -295,12 +307,36 @@ class RealtimeSession:
             speculate_ms=self.settings.realtime_speculate_ms if td.create_response else 0,
         )
 
+    async def _sync_denoiser(self) -> None:
+        """A denoising stream while server VAD is on and the pipeline denoises; none otherwise."""
+        if self.vad is None:
+            if self.denoiser is not None:
+                await self.denoiser.close()
+                self.denoiser = None
+            return
+        if self.denoiser is None and self.settings.realtime_stream_denoise:
+            try:
+                plan = self.deps.runner.plan(self.config.model)
+            except ApiError:
+                return  # the turns will say why the pipeline cannot run
+            targets = stream_targets(plan, self.settings.default_timeout_s)
+            if targets:
+                self.denoiser = StreamingDenoiser(
+                    self.deps.runner.kit.client,
+                    targets,
+                    keep_s=self.settings.realtime_denoise_buffer_s,
+                    wait_s=self.settings.realtime_denoise_wait_s,
+                )
+                self.denoiser.start()
+        self.vad_origin = self.denoiser.fed if self.denoiser is not None else 0
+
     async def _session_update(self, data: dict[str, Any]) -> None:
         self._drop_spec()
         before = self.config.turn_detection
         self.config = apply_update(self.config, data.get("session"), self.settings.max_text_chars)
         if self.config.turn_detection != before:
             self._reset_vad()
+            await self._sync_denoiser()
             self.buffer, self.buffered = [], 0
         self.emit(event("session.updated", session=self.config.as_dict()))
 
@@ -343,6 +379,8 @@ class RealtimeSession:
             self.buffered += len(samples)
             return
         vad = self.vad
+        if self.denoiser is not None:
+            self.denoiser.feed(samples)  # first: a VAD event never points past the stream
         for ev in await asyncio.to_thread(vad.feed, samples):
             await self._on_vad(ev)
 
@@ -379,7 +417,14 @@ class RealtimeSession:
             self._confirm(spec, stopped_at)
             return
         self._drop_spec()
-        self._commit_audio(item_id, ev.audio, td is not None and td.create_response, stopped_at)
+        respond = td is not None and td.create_response
+        self._commit_audio(item_id, ev.audio, respond, stopped_at, self._span(ev))
+
+    def _span(self, ev: VadEvent) -> PendingSpan | None:
+        """Start fetching the utterance's denoised span from the stream (None: no stream)."""
+        if self.denoiser is None or ev.audio is None:
+            return None
+        return self.denoiser.request(self.vad_origin + ev.start_sample, len(ev.audio))
 
     # ---- speculative turns ----------------------------------------------------------------
 
@@ -389,7 +434,7 @@ class RealtimeSession:
             return
         if self.vad_item is None or ev.audio is None:
             return
-        spec = Speculation(self.vad_item, ev.audio, previous=self.last_item)
+        spec = Speculation(self.vad_item, ev.audio, previous=self.last_item, span=self._span(ev))
         self.spec, self.last_item = spec, spec.item_id
 
         async def job() -> None:
@@ -404,7 +449,7 @@ class RealtimeSession:
         _SPEC.set(spec)
         spec.started = True
         spec.pending_before = list(self.pending_user)
-        await self._transcribe(spec.item_id, spec.previous, spec.audio)
+        await self._transcribe(spec.item_id, spec.previous, spec.audio, spec.span)
         if spec.dropped:
             return
         await self._respond({}, spec.stopped_at, auto=True)
@@ -449,11 +494,16 @@ class RealtimeSession:
             self.pending_user = spec.pending_before
 
     def _commit_audio(
-        self, item_id: str, audio: np.ndarray, respond: bool, stopped_at: float | None
+        self,
+        item_id: str,
+        audio: np.ndarray,
+        respond: bool,
+        stopped_at: float | None,
+        span: PendingSpan | None = None,
     ) -> None:
         previous, self.last_item = self.last_item, item_id
         self.emit(event("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous))
-        self.jobs.put_nowait(lambda: self._transcribe(item_id, previous, audio))
+        self.jobs.put_nowait(lambda: self._transcribe(item_id, previous, audio, span))
         if respond:
             self.response_queued = True
             self.jobs.put_nowait(lambda: self._respond({}, stopped_at, auto=True))
@@ -487,11 +537,20 @@ class RealtimeSession:
             self.vad_item = None
         self.emit(event("input_audio_buffer.cleared"))
 
-    async def _transcribe(self, item_id: str, previous: str | None, audio: np.ndarray) -> None:
+    async def _transcribe(
+        self,
+        item_id: str,
+        previous: str | None,
+        audio: np.ndarray,
+        span: PendingSpan | None = None,
+    ) -> None:
         runner = self.deps.runner
+        # The span streamed while the user spoke; None: the denoise stage runs as before.
+        streamed = await span.result() if span is not None else None
+        denoised, record = streamed if streamed is not None else (None, None)
         try:
             plan = runner.plan(self.config.model)
-            text = await StreamingTurn(runner, plan, self.base).transcribe(audio)
+            text = await StreamingTurn(runner, plan, self.base).transcribe(audio, denoised, record)
         except ApiError as exc:
             self._turn_event(
                 event(

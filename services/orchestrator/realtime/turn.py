@@ -100,20 +100,41 @@ class StreamingTurn:
     def _stage(self, name: str) -> EffectiveStage | None:
         return next((s for s in self.plan.pipe.stages if s.stage == name), None)
 
-    async def transcribe(self, samples: np.ndarray) -> str:
+    async def transcribe(
+        self,
+        samples: np.ndarray,
+        denoised: np.ndarray | None = None,
+        streamed: StageRecord | None = None,
+    ) -> str:
         """Denoise (when the pipeline has it; optional ones may be skipped) and transcribe.
 
+        `denoised`: the utterance already denoised by the session's stream; the denoise stage
+        is then not called, its record is `streamed` (done by the stream) and STT gets it.
         ApiError as /v1/voice raises it (422 no_speech, 502/504 stage failures).
         """
-        run = self._run(audio=encode_wav(samples, PCM_RATE))
+        denoise = self._stage("denoise")
+        # A reloaded config may have dropped the stage since the stream opened: then raw audio.
+        use_stream = denoised is not None and denoise is not None
+        audio = denoised if use_stream and denoised is not None else samples
+        run = self._run(audio=encode_wav(audio, PCM_RATE))
         stt = self._stage("stt")
         if stt is None:
             raise ApiError(
                 400, f"pipeline '{run.pipe.name}' has no stt stage", code="pipeline_takes_text"
             )
         with stage_errors():
-            denoise = self._stage("denoise")
-            if denoise is not None:
+            if use_stream:
+                record = streamed or StageRecord("denoise", note="streamed")
+                self.records.append(record)
+                # Counted with the stage calls: outcome `streamed`, the time the turn waited.
+                self.runner.kit.metrics.record_attempt(
+                    run.pipe.name,
+                    "denoise",
+                    record.provider or "stream",
+                    "streamed",
+                    record.latency_ms / 1000,
+                )
+            elif denoise is not None:
                 await HANDLERS["denoise"].handle(run, denoise)
             await HANDLERS["stt"].handle(run, stt)
         return run.text or ""
