@@ -45,3 +45,14 @@ def test_later_sentences_are_never_cut_early() -> None:
 def test_a_short_first_sentence_is_not_cut_at_a_comma() -> None:
     """Under the threshold a comma is not a cut."""
     assert _feed("Yes, Paris is the capital.") == ["Yes, Paris is the capital."]
+
+
+def test_a_long_first_sentence_without_commas_is_cut_at_a_word() -> None:
+    """Past 90 characters with no comma: cut at the last space, no word split."""
+    first = (
+        "Two plus two is a classic math problem that has been taught to children in schools "
+        "for many generations and still is"
+    )
+    out = _feed(first + " today. Next.")
+    assert 20 < len(out[0]) <= 93 and first.startswith(out[0])
+    assert " ".join(out) == first + " today. Next."

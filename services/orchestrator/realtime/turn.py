@@ -35,6 +35,9 @@ from services.orchestrator.run import Plan, Run, RunInput
 _SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+")
 # A first sentence longer than this is cut at a comma: the first audio should come early.
 _EARLY_CUT = 60
+# ... and one with no comma this long at its last word boundary (about 15 words, ~5 s of
+# speech: the rest of the sentence is written while they are spoken).
+_WORD_CUT = 90
 
 
 class SentenceSplitter:
@@ -54,6 +57,8 @@ class SentenceSplitter:
             cut = self.pending.rfind(", ")
             if cut > 20:
                 out, self.pending = [self.pending[: cut + 1].strip()], self.pending[cut + 2 :]
+            elif len(self.pending) > _WORD_CUT and (cut := self.pending.rfind(" ")) > 20:
+                out, self.pending = [self.pending[:cut].strip()], self.pending[cut + 1 :]
         self.emitted += len(out)
         return out
 
