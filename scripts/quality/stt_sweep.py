@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import random
 import statistics
@@ -112,8 +113,8 @@ def transcribe(client: TestClient, audio: bytes, prompt: str | None) -> tuple[st
 def sweep(args: argparse.Namespace) -> Path:
     """Run every configuration over the chosen clips; return the JSONL file written."""
     from services.kit.audio import decode_audio
-    from services.kit.vad import SileroDetector
     from services.kit.snr import estimate_snr_db, estimate_snr_db_percentile
+    from services.kit.vad import SileroDetector
 
     questions = {q.id: q for q in load_questions()}
     clips = grid(list(questions.values()), args.per_cell)
@@ -336,35 +337,31 @@ def _gate_table(
 ) -> list[str]:
     """WER per SNR level if denoised audio were used only when the estimate lies in [lo, hi)."""
     lines = [
-        "SNR gate (from the same transcripts): denoised audio only when the estimate lies in"
-        " [lo, hi) dB, raw otherwise (no estimate: raw):",
+        "SNR gate (from the same transcripts): `never` = raw audio, `always` = denoised, [lo, hi)"
+        " = denoised only when the estimate lies in it, raw otherwise and when there is none:",
         "",
         "| beam/prompt | gate | " + " | ".join(SNR_ORDER) + " | all |",
         "|---|---|" + "---|" * (len(SNR_ORDER) + 1),
     ]
     bases = sorted({n.rsplit("/", 1)[0] for n in names})
     by_snr = {s: [r for r in rows if r["snr"] == s] for s in SNR_ORDER}
+    choices: list[tuple[str, float, float]] = [("never", math.inf, math.inf)]
+    choices += [("always", -math.inf, math.inf)]
+    choices += [(f"[{lo:g}, {hi:g})", lo, hi) for lo, hi in gates]
     for base in bases:
-        for lo, hi in [(-1e9, -1e9), (-1e9, 1e9), *gates]:
+        for label, lo, hi in choices:
 
             def pick(r: dict[str, Any], lo: float = lo, hi: float = hi, base: str = base) -> float:
                 est = r["snr_est"]
-                use = est is not None and lo <= est < hi
+                if math.isinf(lo) and math.isinf(hi):  # never / always: the estimate plays no part
+                    use = lo < 0
+                else:
+                    use = est is not None and lo <= est < hi
                 return float(r["results"][f"{base}/{'denoised' if use else 'raw'}"]["wer"])
 
-            label = (
-                "never"
-                if hi == -1e9
-                else "always"
-                if hi == 1e9 and lo == -1e9
-                else f"[{lo:g}, {hi:g})"
-            )
             cells = [f"{corpus_wer(by_snr[s], pick):.3f}" for s in SNR_ORDER]
-            lines.append(
-                f"| `{base}` | {label} | "
-                + " | ".join(cells)
-                + f" | {corpus_wer(rows, pick):.3f} |"
-            )
+            total = corpus_wer(rows, pick)
+            lines.append(f"| `{base}` | {label} | " + " | ".join(cells) + f" | {total:.3f} |")
     return [*lines, ""]
 
 
@@ -378,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompts", default="none,assistant", help=f"keys of {sorted(PROMPTS)}")
     ap.add_argument("--seed", type=int, default=19)
     ap.add_argument("--audio", type=Path, default=make_audio.DEFAULT_OUT)
-    ap.add_argument("--gates", default="5:15,8:15,8:100", help="lo:hi dB ranges to evaluate")
+    ap.add_argument(
+        "--gates", default="5:100,8:100,12:100,8:15", help="lo:hi dB ranges to evaluate"
+    )
     ap.add_argument("--summarise", type=Path, default=None, help="only summarise this JSONL")
     args = ap.parse_args(argv)
     args.beams = [int(b) for b in args.beams.split(",")]
