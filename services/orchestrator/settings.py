@@ -34,10 +34,11 @@ class Settings(ServiceSettings, WyomingSettings):
         True, validation_alias=AliasChoices("ENABLE_PREPROCESSING", "ORCH_ENABLE_PREPROCESSING")
     )
     """Keep `denoise` stages; false drops them from every pipeline."""
-    denoise_min_snr_db: float | None = 8.0
-    """Denoise only audio whose estimated SNR (Silero speech vs non-speech windows) is at least
-    this many dB; below it, or with no estimate (no pause to measure the noise in, babble heard
-    as speech throughout), stt gets the raw audio. Unset (empty) = always denoise."""
+    denoise_min_snr_db: float | None = -10.0
+    """Denoise only audio whose SNR can be estimated (Silero speech vs non-speech windows) and is
+    at least this many dB; otherwise (no estimate: babble heard as speech throughout, or no
+    pause to measure the noise in) stt gets the raw audio. -10 = every clip with an estimate
+    (the STT sweep found no SNR where denoising measurable noise hurt). Unset = always denoise."""
     enable_guardrails: bool = Field(
         True, validation_alias=AliasChoices("ENABLE_GUARDRAILS", "ORCH_ENABLE_GUARDRAILS")
     )

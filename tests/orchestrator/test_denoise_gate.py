@@ -76,3 +76,15 @@ def test_undecodable_audio_is_a_4xx_with_the_gate_on(fakes, tmp_path):
         )
         assert r.status_code == 415, r.text
         assert r.json()["error"]["code"] == "unsupported_audio"
+
+
+def test_default_gate_denoises_measurable_noise_at_any_snr(fakes, tmp_path, clean):
+    from services.orchestrator.settings import Settings
+
+    default = Settings.model_fields["denoise_min_snr_db"].default
+    path = write_config(tmp_path / "p.yaml", config_doc(all_urls(fakes)))
+    with orchestrator(path, denoise_min_snr_db=default) as base:
+        den = stage(_voice(base, _noisy(clean, 0.0)), "denoise")
+        assert den["status"] == "ok" and den["note"].startswith("estimated SNR"), den
+        den = stage(_voice(base, tiny_wav()), "denoise")
+        assert den["status"] == "skipped" and den["note"].startswith("no SNR estimate"), den

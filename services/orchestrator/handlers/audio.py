@@ -28,9 +28,9 @@ class _AudioStage:
 class Denoise(_AudioStage):
     """`denoise`: cleaned audio; an optional one that fails passes the raw audio on.
 
-    With ORCH_DENOISE_MIN_SNR_DB set, audio whose estimated SNR is below it (or cannot be
-    estimated) skips the preprocessor: Whisper hears the raw audio better there
-    (docs/quality.md, the STT sweep).
+    With ORCH_DENOISE_MIN_SNR_DB set, audio whose SNR cannot be estimated (babble) or is
+    below it skips the preprocessor: Whisper hears raw babble better than DeepFilterNet3's
+    output of it (docs/quality.md, the STT sweep).
     """
 
     async def handle(self, run: Run, stage: EffectiveStage) -> None:
@@ -42,8 +42,12 @@ class Denoise(_AudioStage):
             # Silero over the whole clip is CPU work: off the event loop.
             snr = await asyncio.to_thread(estimate_snr, audio)
             if snr is None or snr < floor:
-                heard = "no SNR estimate" if snr is None else f"estimated SNR {snr:.1f} dB"
-                note = f"{heard}, below ORCH_DENOISE_MIN_SNR_DB {floor:g}: raw audio to stt"
+                why = (
+                    "no SNR estimate (no noise-only audio)"
+                    if snr is None
+                    else f"estimated SNR {snr:.1f} dB, below ORCH_DENOISE_MIN_SNR_DB {floor:g}"
+                )
+                note = f"{why}: raw audio to stt"
                 run.result.records.append(StageRecord(stage.stage, status="skipped", note=note))
                 return
 
