@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=19)
     ap.add_argument("--audio", type=Path, default=make_audio.DEFAULT_OUT)
     ap.add_argument(
-        "--gates", default="5:100,8:100,12:100,8:15", help="lo:hi dB ranges to evaluate"
+        "--gates", default="-10:1000,3:1000,8:1000,8:15", help="lo:hi dB ranges to evaluate"
     )
     ap.add_argument("--summarise", type=Path, default=None, help="only summarise this JSONL")
     args = ap.parse_args(argv)
