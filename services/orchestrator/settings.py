@@ -12,6 +12,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     SecretStr,
+    field_validator,
 )
 from pydantic_settings import SettingsConfigDict
 
@@ -146,3 +147,9 @@ class Settings(ServiceSettings, WyomingSettings):
     """Audio deltas queued for a slow reader before generation waits (backpressure)."""
     realtime_send_timeout_s: PositiveFloat = 20.0
     """A client that takes longer than this to take one event is closed."""
+
+    @field_validator("denoise_min_snr_db", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # ORCH_DENOISE_MIN_SNR_DB= (empty) switches the gate off, as documented.
+        return None if isinstance(value, str) and not value.strip() else value

@@ -88,3 +88,12 @@ def test_default_gate_denoises_measurable_noise_at_any_snr(fakes, tmp_path, clea
         assert den["status"] == "ok" and den["note"].startswith("estimated SNR"), den
         den = stage(_voice(base, tiny_wav()), "denoise")
         assert den["status"] == "skipped" and den["note"].startswith("no SNR estimate"), den
+
+
+def test_empty_setting_switches_the_gate_off(monkeypatch):
+    from services.orchestrator.settings import Settings
+
+    monkeypatch.setenv("ORCH_DENOISE_MIN_SNR_DB", "")
+    assert Settings().denoise_min_snr_db is None
+    monkeypatch.setenv("ORCH_DENOISE_MIN_SNR_DB", "3.5")
+    assert Settings().denoise_min_snr_db == 3.5
