@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from fastapi import APIRouter, FastAPI
@@ -24,6 +27,41 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+# The orchestrator key the live-mode tests configure: the UI's server holds it, the page never.
+LIVE_KEY = "orch-live-key-7f3a"
+# Chromium's fake microphone: permission granted, the fake device reading a WAV file
+# (`%noloop`: once, then silence) — add `--use-file-for-fake-audio-capture=<wav>%noloop`.
+FAKE_MIC_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+
+def live_ws(base: str, **query: str) -> str:
+    """The testing UI's live relay URL for an http base."""
+    suffix = f"?{urlencode(query)}" if query else ""
+    return base.replace("http://", "ws://") + "/live/realtime" + suffix
+
+
+async def next_event(
+    ws: Any, kind: str, seen: list[dict[str, Any]] | None = None, within_s: float = 30.0
+) -> dict[str, Any]:
+    """Read a websockets connection's JSON events until one of type `kind`."""
+    async with asyncio.timeout(within_s):
+        while True:
+            event: dict[str, Any] = json.loads(await ws.recv())
+            if seen is not None:
+                seen.append(event)
+            if event["type"] == kind:
+                return event
+
+
+def login_cookie(base: str, username: str, password: str) -> str:
+    """A Cookie header carrying Gradio's login token for the testing UI at `base`."""
+    response = httpx.post(
+        base + "/login", data={"username": username, "password": password}, timeout=10
+    )
+    response.raise_for_status()
+    return "; ".join(f"{k}={v}" for k, v in response.cookies.items())
 
 
 def save_screenshot(page: Any, name: str) -> Path:

@@ -18,6 +18,10 @@ class CircuitBreaker:
     failures: int = 0
     opened_at: float | None = None
     probing: bool = False
+    # A probe whose verdict comes later (a stream, `hold_probe`) keeps the slot until then;
+    # None: until its verdict (every call the executor judges at once).
+    probe_deadline: float | None = None
+    probe_serial: int = 0  # which probe holds the slot, so a lapsed one cannot free the next
     on_change: Callable[[bool], None] | None = field(default=None, repr=False)
 
     @property
@@ -40,10 +44,34 @@ class CircuitBreaker:
         state = self.state
         if state == "closed":
             return True
-        if state == "half_open" and not self.probing:
+        if state == "half_open" and not self._probe_held():
             self.probing = True
+            self.probe_deadline = None
+            self.probe_serial += 1
             return True
         return False
+
+    def _probe_held(self) -> bool:
+        if not self.probing:
+            return False
+        return self.probe_deadline is None or self.clock() < self.probe_deadline
+
+    def hold_probe(self, seconds: float) -> int | None:
+        """Keep the probe slot at most `seconds` for a verdict that comes later (a stream).
+
+        A stream dropped without being read to its end or closed never gets a verdict; its
+        slot lapses then instead of keeping the circuit half-open and skipped for good.
+        Returns the probe's serial for `release_probe`; None when this call is no probe.
+        """
+        if not self.probing:
+            return None
+        self.probe_deadline = self.clock() + seconds
+        return self.probe_serial
+
+    def release_probe(self, serial: int | None) -> None:
+        """No verdict for probe `serial`: free the slot if that probe still holds it."""
+        if serial is not None and self.probing and serial == self.probe_serial:
+            self.abandon()
 
     def success(self) -> None:
         """The provider answered: close the circuit."""
@@ -51,12 +79,14 @@ class CircuitBreaker:
         self.failures = 0
         self.opened_at = None
         self.probing = False
+        self.probe_deadline = None
         if was_open and self.on_change:
             self.on_change(False)
 
     def abandon(self) -> None:
         """A call ended without a verdict (cancelled, or a bug here): free the probe slot."""
         self.probing = False
+        self.probe_deadline = None
 
     def failure(self) -> None:
         """A transient failure: count it, open (or re-open after a failed probe)."""
@@ -65,6 +95,7 @@ class CircuitBreaker:
         if self.probing or self.failures >= self.failure_threshold:
             self.opened_at = self.clock()
             self.probing = False
+            self.probe_deadline = None
             if not was_open and self.on_change:
                 self.on_change(True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -253,6 +254,10 @@ class _Ledger:
             msg = f"HTTP {failure.status}: {msg}"
         self.note(provider, failure.kind, "transient_error", msg, seconds)
 
+    def settled(self, status: str, error: str | None) -> None:
+        """A streamed call's end: the record's status, error and latency (the whole stream)."""
+        self._close(status, error)
+
     def answered(self) -> StageRecord:
         """The stage succeeded: its finished record."""
         self._close("ok", None)
@@ -280,6 +285,87 @@ class _Ledger:
         self.record.status, self.record.error = status, error
 
 
+class Deferred(ABC):
+    """A call's value whose verdict comes later: a stream, judged when it ends, not when it
+    opened (a provider that dies mid-reply must count as failing, and its first token must not
+    reset its breaker). The executor hands it a `StreamVerdict` instead of judging at once."""
+
+    @abstractmethod
+    def defer(self, verdict: StreamVerdict) -> None:
+        """Keep `verdict`, to settle it once when the stream ends."""
+
+
+class StreamVerdict:
+    """The deferred verdict of one streamed call: its breaker verdict, `tried` entry, metric
+    sample and stage record, settled once when the stream ends (later calls are no-ops)."""
+
+    def __init__(self, ledger: _Ledger, target: _Target, started: float) -> None:
+        self._ledger = ledger
+        self._target = target
+        self._started = started
+        # A half-open probe keeps its slot while the stream runs, at most the call's timeout
+        # (the plain client's whole-stream bound): an unclosed stream cannot hold it for good.
+        self._probe = target.breaker.hold_probe(target.timeout_s)
+        self.settled = False
+
+    def _settle(self) -> float | None:
+        """Seconds since the call began, or None when already settled."""
+        if self.settled:
+            return None
+        self.settled = True
+        return time.perf_counter() - self._started
+
+    def completed(self) -> None:
+        """The stream ended normally: the provider answered."""
+        if (seconds := self._settle()) is None:
+            return
+        self._target.breaker.success()
+        self._ledger.note(self._target.name, "ok", "ok", None, seconds)
+        self._ledger.settled("ok", None)
+
+    def broke(self, exc: BaseException) -> Failure | None:
+        """The stream failed mid-reply with `exc`: judged as `_attempt` judges a failed call.
+
+        Returns the classification (None: a bug here, which gets no verdict).
+        """
+        failure = classify(exc)
+        if (seconds := self._settle()) is None:
+            return failure
+        target, ledger, breaker = self._target, self._ledger, self._target.breaker
+        if failure is None:
+            breaker.release_probe(self._probe)  # a bug here, not a provider failure
+            ledger.settled("failed", f"{target.name}: {type(exc).__name__} here (mid-stream)")
+            return None
+        if not failure.transient:
+            breaker.success()  # the provider is alive and answered
+            error = f"HTTP {failure.status}: {failure.message}"
+            ledger.note(target.name, "rejected", "rejected", error, seconds)
+        else:
+            if failure.status == 429:
+                breaker.release_probe(self._probe)  # busy is not broken (as in `_attempt`)
+            else:
+                breaker.failure()
+            ledger.failed(target.name, failure, target.timeout_s, seconds)
+        # The error names the provider and the failure only, never the reply so far.
+        ledger.settled("failed", f"{target.name}: {ledger.record.tried[-1].error} (mid-stream)")
+        return failure
+
+    def cancelled(self) -> None:
+        """The stream was stopped before its end (barge-in, cancel, disconnect, or the turn
+        dropping the rest after a refused sentence): no verdict.
+
+        A user interrupting says nothing about the provider: counted as a success it would
+        close a circuit on a provider that may be failing, counted as a failure a user who
+        keeps interrupting would open the circuit of a healthy one. A probe frees its slot.
+        """
+        if (seconds := self._settle()) is None:
+            return
+        self._target.breaker.release_probe(self._probe)
+        self._ledger.note(self._target.name, "cancelled", "cancelled", None, seconds)
+        self._ledger.record.note = "stream stopped before its end (no verdict)"
+        self._ledger.settled("ok", None)
+
+
 class StageExecutor:
     """Runs one stage's call against its providers with timeouts, retries and breakers."""
 
@@ -301,7 +387,8 @@ class StageExecutor:
 
         The decision loop: providers in order, a provider whose circuit is open is skipped;
         each gets 1 + `retries` calls, plus one resend of a stale connection, and no more once
-        its circuit opens; a non-transient 4xx ends the stage (raised by `_attempt`).
+        its circuit opens; a non-transient 4xx ends the stage (raised by `_attempt`). A
+        `Deferred` result (a stream) is returned unjudged; its `StreamVerdict` settles it.
         """
         ledger = _Ledger(pipeline, StageRecord(stage=stage.stage), self.metrics)
         for index, name in enumerate(stage.providers):
@@ -369,6 +456,10 @@ class StageExecutor:
                 breaker.failure()
             ledger.failed(target.name, failure, target.timeout_s, elapsed)
             return _Again.FAILED
+        if isinstance(value, Deferred):
+            # A stream past its first piece: judged (and recorded) when it ends.
+            value.defer(StreamVerdict(ledger, target, t0))
+            return _Answered(value)
         breaker.success()
         ledger.note(target.name, "ok", "ok", None, time.perf_counter() - t0)
         return _Answered(value)

@@ -18,7 +18,7 @@ class OrchestratorMetrics(MetricSet):
         self.stage_requests = self.counter(
             "orchestrator_stage_requests_total",
             "Calls to stage providers by outcome (ok, transient_error, rejected, circuit_open, "
-            "resent).",
+            "resent, cancelled).",
             labels,
         )
         self.stage_latency = self.histogram(

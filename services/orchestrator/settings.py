@@ -138,6 +138,10 @@ class Settings(ServiceSettings, WyomingSettings):
     realtime_min_speech_ms: int = Field(300, ge=32)
     """Server VAD: speech shorter than this (a cough, 'mm-hm') neither starts a turn nor interrupts
     a reply."""
+    realtime_speculate_ms: NonNegativeInt = 200
+    """Server VAD: start the turn (transcription, reply) after this much silence and hold its
+    output until the silence reaches the turn's `silence_duration_ms`; speech resuming before
+    then drops it. 0, or not below the silence duration: start only at the end."""
     realtime_vad: Literal["silero", "energy"] = "silero"
     """Server VAD model: Silero v6 (ONNX, bundled with faster-whisper) or an energy detector (no
     model; weaker in noise, docs/bench/vad.md)."""
@@ -147,6 +151,13 @@ class Settings(ServiceSettings, WyomingSettings):
     """Audio deltas queued for a slow reader before generation waits (backpressure)."""
     realtime_send_timeout_s: PositiveFloat = 20.0
     """A client that takes longer than this to take one event is closed."""
+    realtime_stream_denoise: bool = True
+    """Server VAD sessions stream their input through the denoise stage's preprocessor
+    (WS /denoise/ws) while the user speaks; false = the whole utterance is posted at its end."""
+    realtime_denoise_buffer_s: PositiveFloat = 40.0
+    """Denoised input kept per session for its utterances (older spans fall back to the stage)."""
+    realtime_denoise_wait_s: PositiveFloat = 0.5
+    """Longest a turn waits for its streamed span before it uses the denoise stage instead."""
 
     @field_validator("denoise_min_snr_db", mode="before")
     @classmethod

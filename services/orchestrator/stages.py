@@ -377,3 +377,24 @@ async def open_stream(
         resp.close()
         raise
     return resp
+
+
+async def open_denoise_ws(
+    client: StageClient, prov: ProviderConfig, sample_rate: int, timeout_s: float
+) -> aiohttp.ClientWebSocketResponse:
+    """Open the preprocessor's streaming `WS /denoise/ws` with the stage calls' auth headers."""
+    base = api_base(prov.url)
+    if base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    elif base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    return await client.session.ws_connect(
+        f"{base}/denoise/ws",
+        params={"sample_rate": str(sample_rate)},
+        headers=_headers(prov),
+        # Closing waits for the server's close frame; a stalled server must not hold a
+        # session's receive loop (VAD switched off) or its teardown for long.
+        timeout=aiohttp.ClientWSTimeout(ws_close=min(timeout_s, 2.0)),
+        autoping=True,
+        heartbeat=None,
+    )

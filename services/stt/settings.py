@@ -44,6 +44,9 @@ class Settings(ServiceSettings, WyomingSettings):
     """CPU threads per transcription; 0 = library default."""
     beam_size: int = Field(5, ge=1, le=20)
     """Beam width for decoding."""
+    encoder_pad_s: float = Field(5.0, ge=0.0, le=30.0)
+    """Padding after the audio that Whisper's encoder sees (its cost grows with it); 30 = Whisper's
+    fixed 30 s window for every clip. At 3 s the decoder sometimes repeats the question."""
     vad_filter: bool = False
     """Drop non-speech with faster-whisper's bundled Silero VAD before decoding."""
     language: str | None = None

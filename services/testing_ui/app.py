@@ -8,12 +8,15 @@ import hmac
 import logging
 import os
 from collections.abc import Callable
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
+from starlette.routing import Mount
 
 from services.client import OrchestratorClient, RetryPolicy
 from services.kit import ServiceState, create_app
 from services.kit.http import make_client
+from services.testing_ui.live import RELAY_PATH, SCRIPT_PATH, live_router
 from services.testing_ui.settings import Settings
 
 NAME = "testing-ui"
@@ -34,6 +37,16 @@ def login_check(settings: Settings) -> Callable[[str, str], bool] | None:
         return ok_user and ok_password
 
     return check
+
+
+def gradio_user(gradio_app: Any, ws: WebSocket) -> str | None:
+    """The user Gradio's login cookie names on this handshake (Gradio's own lookup), or None."""
+    cookie = gradio_app.cookie_id
+    token = ws.cookies.get(f"access-token-{cookie}") or ws.cookies.get(
+        f"access-token-unsecure-{cookie}"
+    )
+    user = gradio_app.tokens.get(token) if token else None
+    return str(user) if user is not None else None
 
 
 async def _watch_orchestrator(
@@ -93,7 +106,16 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     app = create_app(
         NAME, settings, startup=startup, shutdown=shutdown, title="Testing UI", mesh_auth=False
     )
-    blocks = build_blocks(client, settings)
+    # The relay checks the same login cookie Gradio sets; Gradio's app exists only once mounted.
+    gradio_apps: list[Any] = []
+
+    def logged_in(ws: WebSocket) -> bool:
+        return auth is None or bool(gradio_apps and gradio_user(gradio_apps[0], ws))
+
+    router, _ = live_router(settings, logged_in)
+    # Included before Gradio is mounted at "/", which would otherwise take these paths.
+    app.include_router(router)
+    blocks = build_blocks(client, settings, script=SCRIPT_PATH, relay=RELAY_PATH)
     mounted: FastAPI = gr.mount_gradio_app(
         app,
         blocks,
@@ -104,4 +126,5 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         footer_links=[],
         auth=auth,
     )
+    gradio_apps.extend(r.app for r in mounted.routes if isinstance(r, Mount))
     return mounted

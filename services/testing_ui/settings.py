@@ -43,3 +43,7 @@ class Settings(ServiceSettings):
     """Voice preselected in the page (an OpenAI voice name)."""
     default_pipeline: str = ""
     """Pipeline preselected when the orchestrator does not name an active one."""
+    live_max_sessions: PositiveInt = 4
+    """Live sessions this UI relays at once; one more gets an `error` event and is closed."""
+    live_max_message_bytes: PositiveInt = 262_144
+    """Largest WebSocket message relayed either way (a 100 ms audio append is ~6.5 KB)."""

@@ -135,21 +135,54 @@ class Page:
         return "New conversation started.", "", "", None, [], None
 
 
-# Why this page has no live mode yet, shown on the page (docs/services/realtime.md).
-LIVE_NOTE = (
-    "Live voice sessions (audio streamed while you speak, replies streamed back, barge-in) "
-    "run on the orchestrator's OpenAI Realtime WebSocket `{ws}/realtime?model=voice`. This "
-    "page does not drive them yet. Gradio's streaming microphone reaches the server in "
-    "`stream_every` batches (0.5 s by default) through its event queue, and its streaming "
-    "player offers the server no way to cut audio already queued when you interrupt: the "
-    "page would add its own delay on both sides and barge-in would keep playing. A browser "
-    "client speaking the WebSocket directly (key via the `openai-insecure-api-key.` "
-    "subprotocol) is the way to build it. Meanwhile use `python -m services.voice_client "
-    "--live --file question.wav` (timings printed) or any OpenAI Realtime client."
+# How to use the live mode, shown on the page (docs/services/ui.md, docs/services/realtime.md).
+LIVE_HOWTO = (
+    "**Start live** opens a live voice session with the pipeline chosen above: speak, pause, "
+    "and the reply plays while it is still being written; speak over it to interrupt it. The "
+    "page streams your microphone (40 ms chunks, resampled to 24 kHz) as OpenAI Realtime "
+    "events through this UI's relay `/live/realtime` to the orchestrator's "
+    "`{ws}/realtime` — the orchestrator key stays on the UI's server. The microphone needs "
+    "https or `http://localhost`. Use headphones or a browser with echo cancellation (asked "
+    "for), or the reply heard by the microphone interrupts itself. Timings per turn: the "
+    "server's end of speech → first audio sent, and the page's end-of-speech event → first "
+    "audio received (and audible, with the scheduling lead and the device's output latency); "
+    "the browser's own audio path is shown below once started."
+)
+
+# The live block; static/live.js (loaded through `head`) gives it behaviour.
+LIVE_HTML = """
+<div id="live" data-relay="{relay}">
+  <div>
+    <button type="button" data-live="start" id="live-start" disabled>Start live</button>
+    <button type="button" data-live="stop" id="live-stop" disabled>Stop</button>
+    <span>state: <b data-live="state" id="live-state">idle</b></span>
+  </div>
+  <p data-live="error" id="live-error" role="alert" style="color:#b91c1c"></p>
+  <p>You said: <span data-live="user" id="live-user"></span></p>
+  <p>Reply: <span data-live="reply" id="live-reply"></span></p>
+  <p>Audio path: <span data-live="path" id="live-path">not started</span></p>
+  <p>Appends sent: <span data-live="sent" id="live-sent">0</span> · reply chunks scheduled:
+    <span data-live="chunks" id="live-chunks">0</span> · turns:
+    <span data-live="turns-count" id="live-turn-count">0</span> · barge-ins:
+    <span data-live="truncated" id="live-truncated">0</span></p>
+  <table id="live-turns-table">
+    <thead><tr><th>turn</th><th>you said</th><th>reply</th>
+      <th>end of speech → first audio (server)</th><th>… received by the page</th>
+      <th>status</th></tr></thead>
+    <tbody data-live="turns" id="live-turns"></tbody>
+  </table>
+</div>
+"""
+# The head script may still be loading when the block is drawn: try again until it is there.
+_ATTACH = (
+    "const go = () => window.liveClient"
+    " ? window.liveClient.attach(element.querySelector('#live')) : setTimeout(go, 50); go();"
 )
 
 
-def build_blocks(client: OrchestratorClient, settings: Settings) -> gr.Blocks:
+def build_blocks(
+    client: OrchestratorClient, settings: Settings, script: str, relay: str
+) -> gr.Blocks:
     """Lay out the page and wire its events."""
     import gradio as gr
 
@@ -202,8 +235,14 @@ def build_blocks(client: OrchestratorClient, settings: Settings) -> gr.Blocks:
             column_count=len(STAGE_COLUMNS),
         )
         new_conv = gr.Button("New conversation", elem_id="new-conversation")
-        with gr.Accordion("Live mode (streaming microphone)", open=False):
-            gr.Markdown(LIVE_NOTE.format(ws=ws_url(client.base_url)), elem_id="live-note")
+        with gr.Accordion("Live mode (streaming microphone)", open=False, elem_id="live-mode"):
+            gr.Markdown(LIVE_HOWTO.format(ws=ws_url(client.base_url)), elem_id="live-note")
+            gr.HTML(
+                LIVE_HTML.format(relay=relay),
+                head=f'<script src="{script}"></script>',
+                js_on_load=_ATTACH,
+                elem_id="live-block",
+            )
 
         outputs = [status, transcript, reply, reply_audio, stages, session]
         blocks.load(page.load, outputs=[pipeline, catalog, status])

@@ -2,8 +2,9 @@
 
 One app serves every stage endpoint (denoise, stt, guardrails, llm, tts) so a test can point
 any provider at it. Knobs: fail_times (first N calls fail with fail_status), status (every
-call fails with it), latency_s, hang. It also records, per X-Request-ID, how long its
-handlers ran, so the benchmark can subtract the stages' own processing time.
+call fails with it), latency_s, hang, stream_break_after (a stream that dies mid-reply). It
+also records, per X-Request-ID, how long its handlers ran, so the benchmark can subtract the
+stages' own processing time.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ class Knobs:
     # Streaming chat (`stream: true`): the pause before each word; streams the client dropped.
     token_delay_s: float = 0.0
     streams_aborted: int = 0
+    # A provider that dies mid-reply: after this many streamed words the stream breaks, as
+    # `stream_break` says: "drop" (the connection is cut, no end of the chunked body),
+    # "error" (an OpenAI-style error event in the stream) or "stall" (no more bytes).
+    stream_break_after: int | None = None
+    stream_break: str = "drop"
+    streams_broken: int = 0
     tts_seconds: float = 0.1  # length of the speech each TTS call returns
     # False: the guard ignores `history` like a guardrails from before it existed.
     checks_history: bool = True
@@ -62,6 +69,7 @@ class Knobs:
     calls: Counter[str] = field(default_factory=Counter)
     hosts: Counter[str] = field(default_factory=Counter)  # Host header of each call
     requests: list[dict[str, Any]] = field(default_factory=list)
+    stt_audio: list[bytes] = field(default_factory=list)  # each transcription's file, as sent
     request_ids: list[tuple[str, str | None]] = field(default_factory=list)
     processing_ms: dict[str, float] = field(default_factory=dict)
     record_processing: bool = False
@@ -87,10 +95,14 @@ class Knobs:
         self.checks_history = True
         self.token_delay_s = 0.0
         self.streams_aborted = 0
+        self.stream_break_after = None
+        self.stream_break = "drop"
+        self.streams_broken = 0
         self.tts_seconds = 0.1
         self.calls.clear()
         self.hosts.clear()
         self.requests.clear()
+        self.stt_audio.clear()
         self.request_ids.clear()
         self.end_users.clear()
 
@@ -126,12 +138,22 @@ def tiny_tone(seconds: float, rate: int = 16000) -> bytes:
     return buf.getvalue()
 
 
+class BrokenStream(Exception):
+    """Raised inside a streamed reply on purpose: the server cuts the connection mid-body."""
+
+
 async def _sse(knobs: Knobs, content: str) -> AsyncIterator[str]:
-    """An OpenAI chat-completion stream of `content`, word by word."""
+    """An OpenAI chat-completion stream of `content`, word by word (maybe broken mid-way)."""
     words = content.split(" ")
     finished = False
     try:
         for i, word in enumerate(words):
+            if knobs.stream_break_after is not None and i >= knobs.stream_break_after:
+                finished = True  # broken by the server, not dropped by the client
+                knobs.streams_broken += 1
+                async for line in _break(knobs):
+                    yield line
+                return
             if knobs.token_delay_s:
                 await asyncio.sleep(knobs.token_delay_s)
             piece = word if i == 0 else " " + word
@@ -143,6 +165,21 @@ async def _sse(knobs: Knobs, content: str) -> AsyncIterator[str]:
     finally:
         if not finished:
             knobs.streams_aborted += 1
+
+
+async def _break(knobs: Knobs) -> AsyncIterator[str]:
+    """How a stream dies mid-reply (`Knobs.stream_break`)."""
+    if knobs.stream_break == "error":
+        error = {"error": {"message": "the model server failed", "type": "server_error"}}
+        yield f"data: {json.dumps(error)}\n\n"
+        return
+    if knobs.stream_break == "stall":
+        until = time.monotonic() + 60
+        while knobs.stream_break == "stall" and time.monotonic() < until:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # polls, so a test that resets the knob frees the server
+        return
+    # uvicorn logs the exception and closes the connection: the chunked body never ends.
+    raise BrokenStream("connection cut mid-reply on purpose")
 
 
 class ProcessingTimer:
@@ -241,8 +278,15 @@ def fake_stage_app(knobs: Knobs) -> FastAPI:
             return _error(400, "file and model are required")
         data = await upload.read()
         knobs.remember(
-            {"endpoint": "stt", "model": form.get("model"), "language": form.get("language")}
+            {
+                "endpoint": "stt",
+                "model": form.get("model"),
+                "language": form.get("language"),
+                "bytes": len(data),
+            }
         )
+        if knobs.keep_history:
+            knobs.stt_audio.append(data)
         if not data.startswith(b"RIFF"):
             return _error(415, "could not decode audio: not a supported format")
         return JSONResponse({"text": knobs.transcript})

@@ -2,6 +2,7 @@
 
 Each provider gets a script of outcomes (a value to return or an exception to raise), one per
 call; the tests pin what is tried, what is recorded, what is metered and how the breakers move.
+A streamed call's script step is a `Scripted` reply stream, judged when it ends.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
+from services.orchestrator.backends.llm import PrimedStream
 from services.orchestrator.breaker import BreakerBoard
 from services.orchestrator.config import EffectiveStage, ProviderConfig
 from services.orchestrator.executor import (
@@ -20,11 +22,35 @@ from services.orchestrator.executor import (
     ProviderError,
     StageExecutor,
     StageFailed,
+    StageRecord,
     StageRejected,
 )
 from services.orchestrator.metrics import OrchestratorMetrics
 
-Step = str | BaseException
+
+class Scripted(PrimedStream):
+    """A reply stream (the LLM clients' base class) that gives its steps: pieces, then its
+    end, or an exception where one is scripted, or waits for ever on `hang`."""
+
+    def __init__(self, steps: Iterable[str | BaseException]) -> None:
+        self.steps = list(steps)
+        self.closed = False
+
+    async def _next_piece(self) -> str | None:
+        if not self.steps:
+            return None
+        step = self.steps.pop(0)
+        if step == "hang":
+            await asyncio.sleep(60)
+        if isinstance(step, BaseException):
+            raise step
+        return step
+
+    async def _close(self) -> None:
+        self.closed = True
+
+
+Step = str | BaseException | Scripted
 
 
 class Clock:
@@ -54,7 +80,17 @@ class Providers:
         step = self.scripts[name].pop(0)
         if isinstance(step, BaseException):
             raise step
+        assert isinstance(step, str), "a stream in a plain call's script"
         return step
+
+    async def stream(self, name: str, prov: ProviderConfig, timeout_s: float) -> Scripted:
+        """A streamed call: the next step's stream, opened on its first piece (or raised)."""
+        self.calls.append(name)
+        step = self.scripts[name].pop(0)
+        if isinstance(step, BaseException):
+            raise step
+        assert isinstance(step, Scripted), "a plain value in a streamed call's script"
+        return await step.start()
 
 
 class Rig:
@@ -76,6 +112,11 @@ class Rig:
         value, record = await self.executor.run("p", stage, providers.config, providers.call)
         assert record.status == "ok" and record.error is None
         return value, [(a.provider, a.outcome) for a in record.tried], record.attempts
+
+    async def stream(self, providers: Providers) -> tuple[Scripted, StageRecord]:
+        """Run one streamed stage (one call per provider): its open stream and its record."""
+        stage = EffectiveStage("llm", tuple(providers.scripts), False, 0, None, options={})
+        return await self.executor.run("p", stage, providers.config, providers.stream)
 
     def count(self, provider: str, outcome: str) -> float:
         """orchestrator_stage_requests_total for one provider and outcome."""
@@ -271,3 +312,118 @@ async def test_a_probe_answered_429_leaves_the_probe_slot_free():
     assert value == "B" and tried == [("a", "status"), ("b", "ok")]
     value, tried, _ = await rig.run(Providers(a=["A"], b=["B"]))
     assert (value, tried) == ("A", [("a", "ok")]) and rig.breaker("a") == ("closed", 0)
+
+
+async def read(stream: Scripted) -> list[str]:
+    """Every piece of a stream, as a reader does (the stream is closed after, as turn.reply)."""
+    pieces: list[str] = []
+    try:
+        async for piece in stream:
+            pieces.append(piece)
+    finally:
+        await stream.aclose()
+    return pieces
+
+
+async def test_a_stream_is_judged_at_its_end_not_at_its_first_piece():
+    rig = Rig(failure_threshold=3)
+    providers = Providers(a=[ProviderError(503, "down"), Scripted(["Hel", "lo"])], b=[])
+    stage = EffectiveStage("llm", ("a", "b"), False, 1, None, options={})
+    stream, record = await rig.executor.run("p", stage, providers.config, providers.stream)
+    # The first piece is no verdict: it must not reset the failure the retry followed.
+    assert rig.breaker("a") == ("closed", 1) and rig.count("a", "ok") == 0
+    assert await read(stream) == ["Hel", "lo"] and stream.closed
+    assert rig.breaker("a") == ("closed", 0) and rig.count("a", "ok") == 1
+    assert [(a.provider, a.outcome) for a in record.tried] == [("a", "status"), ("a", "ok")]
+    assert record.status == "ok" and record.error is None
+
+
+async def test_a_stream_broken_mid_reply_is_a_failure_that_opens_the_circuit():
+    rig = Rig(failure_threshold=2)
+    for exc, error, state in [
+        (ProviderError(502, "model crashed"), "a: HTTP 502: model crashed (mid-stream)", "closed"),
+        (TimeoutError(), "a: timed out after 5s (mid-stream)", "open"),
+    ]:
+        stream, record = await rig.stream(Providers(a=[Scripted(["Secret", exc])], b=[]))
+        with pytest.raises(type(exc)):
+            await read(stream)
+        assert record.status == "failed" and record.error == error  # no reply text in it
+        assert record.tried[-1].outcome in ("status", "timeout")
+        assert rig.breaker("a")[0] == state
+    assert rig.breaker("a") == ("open", 2) and rig.count("a", "transient_error") == 2
+    assert rig.count("a", "ok") == 0
+
+    providers = Providers(a=[Scripted(["A"])], b=[Scripted(["B"])])
+    stream, record = await rig.stream(providers)
+    assert await read(stream) == ["B"] and providers.calls == ["b"]
+    assert [(a.provider, a.outcome) for a in record.tried] == [("a", "circuit_open"), ("b", "ok")]
+
+
+async def test_a_stream_the_client_closes_is_no_verdict_and_frees_the_probe():
+    rig = Rig(failure_threshold=1, cooldown_s=10.0)
+    await rig.run(Providers(a=[ProviderError(503, "down")], b=["B"]))
+    rig.clock.now += 10.0
+    stream, record = await rig.stream(Providers(a=[Scripted(["A1", "A2"])], b=[]))
+    breaker = rig.breakers.get("a", "http://a:1")
+    assert breaker.probing  # the probe's slot is held while its stream runs
+    other, _ = await rig.stream(Providers(a=[Scripted(["A"])], b=[Scripted(["B"])]))
+    assert await read(other) == ["B"]
+
+    assert await anext(aiter(stream)) == "A1"
+    await stream.aclose()  # barge-in: the user cut the reply
+    assert breaker.state == "half_open" and not breaker.probing and breaker.failures == 1
+    assert rig.count("a", "cancelled") == 1 and rig.count("a", "ok") == 0
+    assert record.status == "ok" and record.tried[-1].outcome == "cancelled"
+
+    stream, _ = await rig.stream(Providers(a=[Scripted(["A"])], b=[]))  # the next probe
+    assert await read(stream) == ["A"] and rig.breaker("a") == ("closed", 0)
+
+
+async def test_a_cancelled_read_is_no_verdict():
+    rig = Rig(failure_threshold=1)
+    stream, record = await rig.stream(Providers(a=[Scripted(["A", "hang"])], b=[]))
+    pieces: list[str] = []
+    started = asyncio.Event()
+
+    async def reader() -> None:
+        async for piece in stream:
+            pieces.append(piece)
+            started.set()
+
+    task = asyncio.create_task(reader())
+    await started.wait()
+    task.cancel()  # the session went away mid-reply
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert pieces == ["A"] and rig.breaker("a") == ("closed", 0)
+    assert rig.count("a", "cancelled") == 1 and rig.count("a", "transient_error") == 0
+    assert record.status == "ok" and record.tried[-1].outcome == "cancelled"
+
+
+async def test_an_abandoned_stream_holds_the_probe_only_until_its_timeout():
+    rig = Rig(failure_threshold=1, cooldown_s=10.0)
+    await rig.run(Providers(a=[ProviderError(503, "down")], b=["B"]))
+    rig.clock.now += 10.0
+    abandoned, _ = await rig.stream(Providers(a=[Scripted(["A", "B"])], b=[]))
+    providers = Providers(a=[Scripted(["A"])], b=[Scripted(["B"])])
+    skipped, _ = await rig.stream(providers)
+    assert await read(skipped) == ["B"] and providers.calls == ["b"]
+
+    rig.clock.now += 5.0  # the call's timeout: the never-closed stream's slot lapses
+    probe, _ = await rig.stream(Providers(a=[Scripted(["A"])], b=[]))
+    await abandoned.aclose()  # a late close does not free the slot of the probe after it
+    assert rig.breakers.get("a", "http://a:1").probing
+    assert await read(probe) == ["A"] and rig.breaker("a") == ("closed", 0)
+
+
+async def test_a_bug_here_mid_stream_is_no_verdict_and_frees_the_probe():
+    rig = Rig(failure_threshold=1, cooldown_s=10.0)
+    await rig.run(Providers(a=[ProviderError(503, "down")], b=["B"]))
+    rig.clock.now += 10.0
+    stream, record = await rig.stream(Providers(a=[Scripted(["A", KeyError("oops")])], b=[]))
+    with pytest.raises(KeyError):
+        await read(stream)
+    breaker = rig.breakers.get("a", "http://a:1")
+    assert breaker.state == "half_open" and not breaker.probing and breaker.failures == 1
+    assert record.status == "failed" and record.error == "a: KeyError here (mid-stream)"
+    assert rig.count("a", "transient_error") == 1 and rig.count("a", "ok") == 0  # the 503 only

@@ -5,15 +5,19 @@ Helpers (Chromium flags, screenshots, polling) live in testkit.ui.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
+from testkit.fakes.stages import Knobs as StageKnobs
+from testkit.fakes.stages import fake_stage_app
 from testkit.fakes.ui_orchestrator import Knobs, build_fake_orchestrator
 from testkit.helpers import free_port, run_process, run_server
-from testkit.ui import build_demo_service, wait_for_targets
+from testkit.orchestrator import Fake, all_urls, config_doc, orchestrator, write_config
+from testkit.ui import LIVE_KEY, build_demo_service, wait_for_targets
 
 
 @dataclass
@@ -80,3 +84,25 @@ def prometheus(
     with run_process(cmd, url + "/-/ready", log=tmp / "prometheus.log"):
         wait_for_targets(url, set(jobs))
         yield Prometheus(url, jobs)
+
+
+@pytest.fixture(scope="module")
+def stage_fakes() -> Iterator[dict[str, Fake]]:
+    """Three fake stage services (primary, backup, third) for a real orchestrator."""
+    with contextlib.ExitStack() as stack:
+        out = {}
+        for name in ("primary", "backup", "third"):
+            knobs = StageKnobs(name=name)
+            out[name] = Fake(knobs, stack.enter_context(run_server(fake_stage_app(knobs))))
+        yield out
+
+
+@pytest.fixture(scope="module")
+def live_orchestrator(
+    tmp_path_factory: pytest.TempPathFactory, stage_fakes: dict[str, Fake]
+) -> Iterator[str]:
+    """The real orchestrator on the fake stages, requiring the key LIVE_KEY."""
+    doc = config_doc(all_urls(stage_fakes))
+    path = write_config(tmp_path_factory.mktemp("live") / "p.yaml", doc)
+    with orchestrator(path, api_keys=LIVE_KEY) as base:
+        yield base

@@ -10,14 +10,14 @@ knows, so the executor's timeouts, breakers and fallbacks treat them the same.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
 from services.orchestrator.config import EffectiveStage, ProviderConfig
 from services.orchestrator.conversation import Answer, converse
-from services.orchestrator.executor import BadResponse
+from services.orchestrator.executor import BadResponse, Deferred, StreamVerdict
 from services.orchestrator.stages import ChatReply
 
 
@@ -108,19 +108,37 @@ async def stream_or_answer(
     return await client.chat_stream(call, messages)
 
 
-class PrimedStream(ABC):
+class PrimedStream(Deferred):
     """A reply stream started on its first piece, so a provider that fails before it fails
-    inside the stage executor (fallbacks and breakers apply); `_next_piece` reads on."""
+    inside the stage executor (fallbacks and breakers apply); `_next_piece` reads on.
+
+    Its verdict is settled when it ends (`executor.StreamVerdict`): read to its end → success;
+    broken mid-reply → failure as classified; closed or cancelled before its end → none.
+    """
 
     _first: str | None = None
+    _verdict: StreamVerdict | None = None  # None: opened outside the executor
 
     @abstractmethod
     async def _next_piece(self) -> str | None:
         """The next non-empty piece, or None at the end of the stream."""
 
     @abstractmethod
+    async def _close(self) -> None:
+        """Drop the connection: the provider sees it go and stops generating."""
+
+    def defer(self, verdict: StreamVerdict) -> None:
+        """Settle `verdict` when this stream ends."""
+        self._verdict = verdict
+
     async def aclose(self) -> None:
-        """Drop the stream: the provider sees the connection go and stops generating."""
+        """Drop the stream: the provider sees the connection go and stops generating.
+
+        Before the stream's end this is the client stopping it: no verdict on the provider.
+        """
+        if self._verdict is not None:
+            self._verdict.cancelled()
+        await self._close()
 
     async def start(self) -> Self:
         """Wait for the first piece (an empty reply is a BadResponse)."""
@@ -133,8 +151,21 @@ class PrimedStream(ABC):
         return self._pieces()
 
     async def _pieces(self) -> AsyncIterator[str]:
-        if self._first is not None:
-            first, self._first = self._first, None
-            yield first
-        while (piece := await self._next_piece()) is not None:
-            yield piece
+        verdict = self._verdict
+        try:
+            if self._first is not None:
+                first, self._first = self._first, None
+                yield first
+            while (piece := await self._next_piece()) is not None:
+                yield piece
+        except Exception as exc:
+            if verdict is not None:
+                verdict.broke(exc)  # a failure for the provider's breaker, then raised on
+            raise
+        except BaseException:
+            # Cancelled (barge-in, disconnect) or the reader dropped the iterator: no verdict.
+            if verdict is not None:
+                verdict.cancelled()
+            raise
+        if verdict is not None:
+            verdict.completed()

@@ -51,7 +51,7 @@ class _SseStream(PrimedStream):
                 return piece
         return None
 
-    async def aclose(self) -> None:
+    async def _close(self) -> None:
         """Drop the connection (stops the provider's generation)."""
         self._resp.close()
 

@@ -75,7 +75,7 @@ class _ChunkStream(PrimedStream):
             if piece := _text(chunk.content):
                 return piece
 
-    async def aclose(self) -> None:
+    async def _close(self) -> None:
         """Close the generator and with it the provider's connection."""
         await self._chunks.aclose()
 

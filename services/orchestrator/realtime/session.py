@@ -7,6 +7,13 @@ sender, so a client reading slower than audio is made holds generation back inst
 growing memory. On barge-in the response is marked cancelled first — the sender drops its
 queued deltas from then on — and then its task is cancelled (LLM stream closed, TTS call
 dropped). Memory keeps the reply's text only as far as its audio was sent (or truncated).
+
+Speculative turns: when the VAD says `paused` (a short silence, `ORCH_REALTIME_SPECULATE_MS`)
+the turn starts at once — transcription, input guard, LLM, TTS — with everything it would send
+held back; `stopped` (the full silence) releases it in order after `speech_stopped` and
+`committed`, and speech resuming first drops it without a trace (the client never sees it).
+The held turn's code runs under `_SPEC`, so its events are routed by the speculation they
+belong to, even after it was dropped.
 """
 
 from __future__ import annotations
@@ -15,11 +22,12 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import contextvars
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +40,11 @@ from services.kit.vad import SpeechDetector
 from services.orchestrator.history import Turn
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.pipeline import Runner
+from services.orchestrator.realtime.denoise_stream import (
+    PendingSpan,
+    StreamingDenoiser,
+    stream_targets,
+)
 from services.orchestrator.realtime.protocol import (
     PCM_RATE,
     ClientEventError,
@@ -56,6 +69,29 @@ from services.orchestrator.settings import Settings
 
 log = logging.getLogger("orchestrator.realtime")
 _MIN_COMMIT_MS = 100  # the API's smallest committable buffer
+
+
+@dataclass
+class Speculation:
+    """A turn started at a VAD pause: its events wait in `held` until the stop confirms it."""
+
+    item_id: str
+    audio: np.ndarray
+    held: list[Outgoing] = field(default_factory=list)
+    live: bool = False  # confirmed: events go straight to the sender
+    dropped: bool = False  # speech resumed (or the client changed the turn): all discarded
+    started: bool = False  # the job began: session state below was taken over
+    previous: str | None = None
+    pending_before: list[str] = field(default_factory=list)
+    stopped_at: float | None = None
+    response: ActiveResponse | None = None
+    span: PendingSpan | None = None  # its denoised audio, from the session's stream
+
+
+# The speculation the running code belongs to (set in its job, inherited by the reply's task).
+_SPEC: contextvars.ContextVar[Speculation | None] = contextvars.ContextVar(
+    "realtime_speculation", default=None
+)
 
 
 @dataclass
@@ -91,7 +127,11 @@ class RealtimeSession:
         self.active: ActiveResponse | None = None
         self.response_queued = False
         self.remembered: ActiveResponse | None = None  # last reply, not yet in the store
+        self.spec: Speculation | None = None  # a turn started at a pause, not yet confirmed
         self.closed = False
+        # Server VAD sessions: the input streamed through the preprocessor while it arrives.
+        self.denoiser: StreamingDenoiser | None = None
+        self.vad_origin = 0  # the denoiser's position of the current detector's first sample
         self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             "session.update": self._session_update,
             "input_audio_buffer.append": self._append,
@@ -109,6 +149,20 @@ class RealtimeSession:
     def emit(self, payload: dict[str, Any]) -> None:
         """Queue a control event (never blocks: these are few and small)."""
         self.out.put_nowait(Outgoing(lambda: payload))
+
+    def _turn(self, out: Outgoing) -> None:
+        """Queue an event of a turn: held while its speculation is unconfirmed."""
+        spec = _SPEC.get()
+        if spec is None or spec.live:
+            self.out.put_nowait(out)
+        elif spec.dropped:
+            if out.audio_end_ms is not None:
+                self.budget.release()  # never to be sent: give its slot back
+        else:
+            spec.held.append(out)
+
+    def _turn_event(self, payload: dict[str, Any]) -> None:
+        self._turn(Outgoing(lambda: payload))
 
     async def _sender(self) -> None:
         timeout = self.settings.realtime_send_timeout_s
@@ -156,9 +210,13 @@ class RealtimeSession:
         self.deps.metrics.realtime_sessions.inc()
         self.emit(event("session.created", session=self.config.as_dict()))
         try:
+            await self._sync_denoiser()
             await self._receive_loop()
         finally:
             self.closed = True
+            self._drop_spec()  # a turn the client was never shown is not kept either
+            if self.denoiser is not None:
+                await self.denoiser.close()  # the preprocessor's stream slot is freed
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
@@ -246,13 +304,39 @@ class RealtimeSession:
             silence_duration_ms=td.silence_duration_ms,
             min_speech_ms=self.settings.realtime_min_speech_ms,
             max_utterance_s=self.settings.realtime_max_utterance_s,
+            speculate_ms=self.settings.realtime_speculate_ms if td.create_response else 0,
         )
 
+    async def _sync_denoiser(self) -> None:
+        """A denoising stream while server VAD is on and the pipeline denoises; none otherwise."""
+        if self.vad is None:
+            if self.denoiser is not None:
+                await self.denoiser.close()
+                self.denoiser = None
+            return
+        if self.denoiser is None and self.settings.realtime_stream_denoise:
+            try:
+                plan = self.deps.runner.plan(self.config.model)
+            except ApiError:
+                return  # the turns will say why the pipeline cannot run
+            targets = stream_targets(plan, self.settings.default_timeout_s)
+            if targets:
+                self.denoiser = StreamingDenoiser(
+                    self.deps.runner.kit.client,
+                    targets,
+                    keep_s=self.settings.realtime_denoise_buffer_s,
+                    wait_s=self.settings.realtime_denoise_wait_s,
+                )
+                self.denoiser.start()
+        self.vad_origin = self.denoiser.fed if self.denoiser is not None else 0
+
     async def _session_update(self, data: dict[str, Any]) -> None:
+        self._drop_spec()
         before = self.config.turn_detection
         self.config = apply_update(self.config, data.get("session"), self.settings.max_text_chars)
         if self.config.turn_detection != before:
             self._reset_vad()
+            await self._sync_denoiser()
             self.buffer, self.buffered = [], 0
         self.emit(event("session.updated", session=self.config.as_dict()))
 
@@ -295,11 +379,19 @@ class RealtimeSession:
             self.buffered += len(samples)
             return
         vad = self.vad
+        if self.denoiser is not None:
+            self.denoiser.feed(samples)  # first: a VAD event never points past the stream
         for ev in await asyncio.to_thread(vad.feed, samples):
             await self._on_vad(ev)
 
     async def _on_vad(self, ev: VadEvent) -> None:
         td = self.config.turn_detection
+        if ev.kind == "paused":
+            self._speculate(ev)
+            return
+        if ev.kind == "resumed":
+            self._drop_spec()
+            return
         if ev.kind == "started":
             self.vad_item = new_id("item")
             self.emit(
@@ -320,19 +412,104 @@ class RealtimeSession:
             event("input_audio_buffer.speech_stopped", audio_end_ms=ev.at_ms, item_id=item_id)
         )
         assert ev.audio is not None
-        self._commit_audio(item_id, ev.audio, td is not None and td.create_response, stopped_at)
+        spec = self.spec
+        if spec is not None and spec.item_id == item_id and not spec.dropped:
+            self._confirm(spec, stopped_at)
+            return
+        self._drop_spec()
+        respond = td is not None and td.create_response
+        self._commit_audio(item_id, ev.audio, respond, stopped_at, self._span(ev))
+
+    def _span(self, ev: VadEvent) -> PendingSpan | None:
+        """Start fetching the utterance's denoised span from the stream (None: no stream)."""
+        if self.denoiser is None or ev.audio is None:
+            return None
+        return self.denoiser.request(self.vad_origin + ev.start_sample, len(ev.audio))
+
+    # ---- speculative turns ----------------------------------------------------------------
+
+    def _speculate(self, ev: VadEvent) -> None:
+        """Start the turn at a pause, when nothing else is under way (else wait for the stop)."""
+        if self.spec is not None or self.active is not None or self.response_queued:
+            return
+        if self.vad_item is None or ev.audio is None:
+            return
+        spec = Speculation(self.vad_item, ev.audio, previous=self.last_item, span=self._span(ev))
+        self.spec, self.last_item = spec, spec.item_id
+
+        async def job() -> None:
+            # A task of its own, so `_SPEC` set there does not leak into the worker's next jobs.
+            await asyncio.create_task(self._speculative_turn(spec))
+
+        self.jobs.put_nowait(job)
+
+    async def _speculative_turn(self, spec: Speculation) -> None:
+        if spec.dropped:
+            return
+        _SPEC.set(spec)
+        spec.started = True
+        spec.pending_before = list(self.pending_user)
+        await self._transcribe(spec.item_id, spec.previous, spec.audio, spec.span)
+        if spec.dropped:
+            return
+        await self._respond({}, spec.stopped_at, auto=True)
+
+    def _confirm(self, spec: Speculation, stopped_at: float) -> None:
+        """The stop came with no speech since the pause: release the held turn in order."""
+        self.spec = None
+        spec.stopped_at = stopped_at
+        if spec.response is not None:
+            spec.response.speech_stopped_at = stopped_at
+        self.emit(
+            event(
+                "input_audio_buffer.committed", item_id=spec.item_id, previous_item_id=spec.previous
+            )
+        )
+        for out in spec.held:
+            self.out.put_nowait(out)
+        spec.held.clear()
+        spec.live = True
+
+    def _drop_spec(self) -> None:
+        """Forget a speculative turn: cancel its work, discard its events, restore the session."""
+        spec, self.spec = self.spec, None
+        if spec is None or spec.live:
+            return
+        spec.dropped = True
+        for out in spec.held:
+            if out.audio_end_ms is not None:
+                self.budget.release()
+        spec.held.clear()
+        resp = spec.response
+        if resp is not None:
+            resp.cancelled = True
+            if resp.task is not None:
+                resp.task.cancel()
+            if self.remembered is resp:
+                self.remembered = None
+            if self.active is resp:
+                self.active = None
+        self.last_item = spec.previous
+        if spec.started:
+            self.pending_user = spec.pending_before
 
     def _commit_audio(
-        self, item_id: str, audio: np.ndarray, respond: bool, stopped_at: float | None
+        self,
+        item_id: str,
+        audio: np.ndarray,
+        respond: bool,
+        stopped_at: float | None,
+        span: PendingSpan | None = None,
     ) -> None:
         previous, self.last_item = self.last_item, item_id
         self.emit(event("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous))
-        self.jobs.put_nowait(lambda: self._transcribe(item_id, previous, audio))
+        self.jobs.put_nowait(lambda: self._transcribe(item_id, previous, audio, span))
         if respond:
             self.response_queued = True
             self.jobs.put_nowait(lambda: self._respond({}, stopped_at, auto=True))
 
     async def _commit(self, data: dict[str, Any]) -> None:
+        self._drop_spec()
         if self.vad is not None:
             audio = self.vad.take()
             if audio is None:
@@ -353,19 +530,29 @@ class RealtimeSession:
         self._commit_audio(new_id("item"), audio, False, None)
 
     async def _clear(self, data: dict[str, Any]) -> None:
+        self._drop_spec()
         self.buffer, self.buffered = [], 0
         if self.vad is not None:
             self.vad.reset()
             self.vad_item = None
         self.emit(event("input_audio_buffer.cleared"))
 
-    async def _transcribe(self, item_id: str, previous: str | None, audio: np.ndarray) -> None:
+    async def _transcribe(
+        self,
+        item_id: str,
+        previous: str | None,
+        audio: np.ndarray,
+        span: PendingSpan | None = None,
+    ) -> None:
         runner = self.deps.runner
+        # The span streamed while the user spoke; None: the denoise stage runs as before.
+        streamed = await span.result() if span is not None else None
+        denoised, record = streamed if streamed is not None else (None, None)
         try:
             plan = runner.plan(self.config.model)
-            text = await StreamingTurn(runner, plan, self.base).transcribe(audio)
+            text = await StreamingTurn(runner, plan, self.base).transcribe(audio, denoised, record)
         except ApiError as exc:
-            self.emit(
+            self._turn_event(
                 event(
                     "conversation.item.input_audio_transcription.failed",
                     item_id=item_id,
@@ -376,9 +563,9 @@ class RealtimeSession:
             return
         text = text.strip()
         item = user_item(item_id, text, audio=True)
-        self.emit(event("conversation.item.added", item=item, previous_item_id=previous))
-        self.emit(event("conversation.item.done", item=item, previous_item_id=previous))
-        self.emit(
+        self._turn_event(event("conversation.item.added", item=item, previous_item_id=previous))
+        self._turn_event(event("conversation.item.done", item=item, previous_item_id=previous))
+        self._turn_event(
             event(
                 "conversation.item.input_audio_transcription.completed",
                 item_id=item_id,
@@ -422,6 +609,7 @@ class RealtimeSession:
                 f"text must hold 1-{self.settings.max_text_chars} characters",
                 "item.content",
             )
+        self._drop_spec()  # the user's turn now holds this text too: start it again at the stop
         raw_id = item.get("id")
         item_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= 64 else new_id("item")
         previous, self.last_item = self.last_item, item_id
@@ -465,6 +653,7 @@ class RealtimeSession:
     # ---- responses ------------------------------------------------------------------------
 
     async def _response_create(self, data: dict[str, Any]) -> None:
+        self._drop_spec()
         if self.active is not None or self.response_queued:
             raise ClientEventError(
                 "conversation_already_has_active_response",
@@ -492,9 +681,13 @@ class RealtimeSession:
         self.jobs.put_nowait(lambda: self._respond({"config": overrides}, None, auto=False))
 
     async def _response_cancel(self, data: dict[str, Any]) -> None:
-        if self.active is None:
+        if self.active is None or self._unconfirmed(self.active):
             raise ClientEventError("response_cancel_not_active", "no response is in progress")
         await self._cancel(self.active, "client_cancelled")
+
+    def _unconfirmed(self, resp: ActiveResponse) -> bool:
+        """A speculative reply the client has not been told of."""
+        return self.spec is not None and self.spec.response is resp
 
     async def _cancel(self, resp: ActiveResponse, reason: str) -> None:
         resp.cancelled = True  # from here the sender drops its deltas
@@ -531,6 +724,9 @@ class RealtimeSession:
                 speech_stopped_at=stopped_at,
             )
             self.active = resp
+            spec = _SPEC.get()
+            if spec is not None:
+                spec.response = resp
         finally:
             self.response_queued = False
         self._announce(resp)
@@ -542,31 +738,39 @@ class RealtimeSession:
                 raise  # the session is closing
         except ApiError as exc:
             resp.error = {"type": "server_error", "code": exc.code, "message": exc.message}
-            self.emit(error_event(exc.code or "stage_failed", exc.message, kind="server_error"))
+            self._turn_event(
+                error_event(exc.code or "stage_failed", exc.message, kind="server_error")
+            )
         except Exception:
             log.exception("realtime response failed")
             resp.error = {"type": "server_error", "code": "internal_error", "message": "failed"}
-            self.emit(error_event("internal_error", "the server failed", kind="server_error"))
+            self._turn_event(
+                error_event("internal_error", "the server failed", kind="server_error")
+            )
         finally:
-            self.active = None
-            self.remembered = resp
-            for build in resp.done_events():
-                self.out.put_nowait(Outgoing(build))
-            self.deps.metrics.realtime_responses.labels(resp.status()[0]).inc()
+            spec = _SPEC.get()
+            if spec is None or not spec.dropped:  # a dropped one was never shown: no trace
+                self.active = None
+                self.remembered = resp
+                for build in resp.done_events():
+                    self._turn(Outgoing(build))
+                self.deps.metrics.realtime_responses.labels(resp.status()[0]).inc()
 
     def _announce(self, resp: ActiveResponse) -> None:
         ids = {"response_id": resp.id, "item_id": resp.item_id, "output_index": 0}
         body = response_object(resp.id, "in_progress", modalities=resp.modalities, voice=resp.voice)
-        self.emit(event("response.created", response=body))
+        self._turn_event(event("response.created", response=body))
         item = resp.item("in_progress")
-        self.emit(
+        self._turn_event(
             event("response.output_item.added", response_id=resp.id, output_index=0, item=item)
         )
-        self.emit(event("conversation.item.added", item=item, previous_item_id=self.last_item))
+        self._turn_event(
+            event("conversation.item.added", item=item, previous_item_id=self.last_item)
+        )
         self.last_item = resp.item_id
         kind = "audio" if resp.audio else "text"
         key = "transcript" if resp.audio else "text"
-        self.emit(
+        self._turn_event(
             event(
                 "response.content_part.added", **ids, content_index=0, part={"type": kind, key: ""}
             )
@@ -622,13 +826,13 @@ class RealtimeSession:
         lead = " " if before else ""
         if not resp.audio:
             payload = event("response.output_text.delta", **ids, delta=lead + text)
-            self.out.put_nowait(Outgoing(lambda: payload, response=resp, heard=resp.queued_text))
+            self._turn(Outgoing(lambda: payload, response=resp, heard=resp.queued_text))
             return
         samples = await turn.speak(text, resp.voice)
         payload = event("response.output_audio_transcript.delta", **ids, delta=lead + text)
-        self.out.put_nowait(Outgoing(lambda: payload, response=resp))
+        self._turn(Outgoing(lambda: payload, response=resp))
         if samples is None:  # an optional tts stage was skipped: the words still count
-            self.out.put_nowait(Outgoing(lambda: None, response=resp, heard=resp.queued_text))
+            self._turn(Outgoing(lambda: None, response=resp, heard=resp.queued_text))
             return
         pcm = to_pcm16(samples)
         step = PCM_RATE * 2 * self.settings.realtime_output_chunk_ms // 1000
@@ -644,7 +848,7 @@ class RealtimeSession:
             delta = event(
                 "response.output_audio.delta", **ids, delta=base64.b64encode(chunk).decode()
             )
-            self.out.put_nowait(
+            self._turn(
                 Outgoing(
                     lambda d=delta: d,  # type: ignore[misc]
                     response=resp,

@@ -30,10 +30,14 @@ from services.orchestrator.pipeline import Runner, stage_errors
 from services.orchestrator.realtime.protocol import PCM_RATE
 from services.orchestrator.run import Plan, Run, RunInput
 
-# A sentence ends at . ! ? … (optionally closed by a quote or bracket) followed by a space.
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]?\s+")
+# A sentence ends at . ! ? … (optionally closed by a quote or bracket) followed by a space;
+# only the space is consumed, so the closing quote stays with its sentence.
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+")
 # A first sentence longer than this is cut at a comma: the first audio should come early.
-_EARLY_CUT = 120
+_EARLY_CUT = 60
+# ... and one with no comma this long at its last word boundary (about 15 words, ~5 s of
+# speech: the rest of the sentence is written while they are spoken).
+_WORD_CUT = 90
 
 
 class SentenceSplitter:
@@ -53,6 +57,8 @@ class SentenceSplitter:
             cut = self.pending.rfind(", ")
             if cut > 20:
                 out, self.pending = [self.pending[: cut + 1].strip()], self.pending[cut + 2 :]
+            elif len(self.pending) > _WORD_CUT and (cut := self.pending.rfind(" ")) > 20:
+                out, self.pending = [self.pending[:cut].strip()], self.pending[cut + 1 :]
         self.emitted += len(out)
         return out
 
@@ -99,20 +105,41 @@ class StreamingTurn:
     def _stage(self, name: str) -> EffectiveStage | None:
         return next((s for s in self.plan.pipe.stages if s.stage == name), None)
 
-    async def transcribe(self, samples: np.ndarray) -> str:
+    async def transcribe(
+        self,
+        samples: np.ndarray,
+        denoised: np.ndarray | None = None,
+        streamed: StageRecord | None = None,
+    ) -> str:
         """Denoise (when the pipeline has it; optional ones may be skipped) and transcribe.
 
+        `denoised`: the utterance already denoised by the session's stream; the denoise stage
+        is then not called, its record is `streamed` (done by the stream) and STT gets it.
         ApiError as /v1/voice raises it (422 no_speech, 502/504 stage failures).
         """
-        run = self._run(audio=encode_wav(samples, PCM_RATE))
+        denoise = self._stage("denoise")
+        # A reloaded config may have dropped the stage since the stream opened: then raw audio.
+        use_stream = denoised is not None and denoise is not None
+        audio = denoised if use_stream and denoised is not None else samples
+        run = self._run(audio=encode_wav(audio, PCM_RATE))
         stt = self._stage("stt")
         if stt is None:
             raise ApiError(
                 400, f"pipeline '{run.pipe.name}' has no stt stage", code="pipeline_takes_text"
             )
         with stage_errors():
-            denoise = self._stage("denoise")
-            if denoise is not None:
+            if use_stream:
+                record = streamed or StageRecord("denoise", note="streamed")
+                self.records.append(record)
+                # Counted with the stage calls: outcome `streamed`, the time the turn waited.
+                self.runner.kit.metrics.record_attempt(
+                    run.pipe.name,
+                    "denoise",
+                    record.provider or "stream",
+                    "streamed",
+                    record.latency_ms / 1000,
+                )
+            elif denoise is not None:
                 await HANDLERS["denoise"].handle(run, denoise)
             await HANDLERS["stt"].handle(run, stt)
         return run.text or ""
@@ -165,7 +192,11 @@ class StreamingTurn:
         instructions: str,
         max_tokens: int | None,
     ) -> AsyncIterator[str]:
-        """The LLM's reply in pieces; the stream is closed (generation stopped) on exit."""
+        """The LLM's reply in pieces; the stream is closed (generation stopped) on exit.
+
+        The provider's verdict waits for the stream's end (`executor.StreamVerdict`): a reply
+        that breaks mid-way counts against its breaker, one the client cuts counts for nothing.
+        """
         stage = self._stage("llm")
         if stage is None:
             raise ApiError(400, f"pipeline '{self.plan.pipe.name}' has no llm stage", code="no_llm")
@@ -196,6 +227,7 @@ class StreamingTurn:
             if failure is None:
                 raise
             # Past the first token there is no falling over: the reply so far was spoken.
+            # The stream has settled the failure itself (breaker, metrics, this turn's record).
             raise ApiError(
                 504 if failure.kind == "timeout" else 502,
                 f"stage 'llm' failed mid-reply: {failure.message}",

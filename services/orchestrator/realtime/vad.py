@@ -5,6 +5,11 @@ resampled to 16 kHz. Speech *starts* only once `min_speech_ms` of it has been he
 onset (a cough, click or "mm" shorter than that is neither a turn nor a barge-in); it *stops*
 after `silence_duration_ms` below the release threshold. The utterance handed on keeps
 `prefix_padding_ms` before the onset.
+
+With `speculate_ms` (less than the silence duration) the detector also says `paused` after
+that much silence, with the utterance as it would be handed on; `resumed` if speech comes back
+before `stopped`. A session can start the turn at `paused` and keep its output until
+`stopped` confirms it: the utterance `stopped` carries is then exactly the one `paused` did.
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ _ONSET_GAP_WINDOWS = 4
 
 @dataclass(frozen=True)
 class VadEvent:
-    """`started` (audio position of the utterance start) or `stopped` (with the utterance)."""
+    """`started`, `paused`, `resumed` or `stopped`; `paused` and `stopped` carry the utterance."""
 
     kind: str
     at_ms: int
-    audio: np.ndarray | None = None  # 24 kHz float32, on `stopped`
+    audio: np.ndarray | None = None  # 24 kHz float32, on `paused` and `stopped`
     forced: bool = False  # cut at the maximum utterance length
+    start_sample: int = 0  # where the utterance starts in the session's input stream
 
 
 class TurnDetector:
@@ -45,6 +51,7 @@ class TurnDetector:
         silence_duration_ms: int,
         min_speech_ms: int,
         max_utterance_s: float,
+        speculate_ms: int = 0,
     ) -> None:
         self.detector = detector
         self.threshold = threshold
@@ -53,6 +60,10 @@ class TurnDetector:
         self.silence_windows = max(1, round(silence_duration_ms / WINDOW_MS))
         self.min_windows = max(1, round(min_speech_ms / WINDOW_MS))
         self.max_windows = max(1, int(max_utterance_s * 1000 / WINDOW_MS))
+        # 0: never pause. A pause as long as the silence itself would be the stop.
+        pause = round(speculate_ms / WINDOW_MS) if speculate_ms > 0 else 0
+        self.pause_windows = pause if 0 < pause < self.silence_windows else 0
+        self._paused_at = 0  # speech windows kept when `paused` was said; 0: not paused
         self._pending = np.zeros(0, dtype=np.float32)
         self._preroll: deque[np.ndarray] = deque(maxlen=max(1, self.prefix))
         self._onset: list[np.ndarray] = []
@@ -94,6 +105,7 @@ class TurnDetector:
         self._preroll.clear()
         self._onset, self._onset_speech, self._onset_gap = [], 0, 0
         self._speech, self._silence = [], 0
+        self._paused_at = 0
         self.active = False
 
     def take(self) -> np.ndarray | None:
@@ -140,17 +152,33 @@ class TurnDetector:
             self._silence += 1
         elif prob >= self.threshold:
             self._silence = 0
+            if self._paused_at:
+                self._paused_at = 0
+                return VadEvent("resumed", self.position_ms + int(WINDOW_MS))
         if self._silence >= self.silence_windows:
             return self._close(forced=False)
         if len(self._speech) >= self.max_windows:
             return self._close(forced=True)
+        if self.pause_windows and self._silence == self.pause_windows and not self._paused_at:
+            self._paused_at = len(self._speech)
+            audio = np.concatenate(self._speech)
+            return VadEvent("paused", self.position_ms + int(WINDOW_MS), audio, False, self._start)
         return None
 
+    @property
+    def _start(self) -> int:
+        return max(0, self._start_window) * IN_WINDOW
+
     def _close(self, *, forced: bool) -> VadEvent:
-        # Keep ~300 ms of the trailing silence: Whisper clips word endings without it.
-        trim = max(0, self._silence - 10)
-        kept = self._speech[: len(self._speech) - trim] if trim else self._speech
+        if self._paused_at:
+            # The utterance `paused` announced, unchanged: a turn started then stays valid.
+            kept = self._speech[: self._paused_at]
+        else:
+            # Keep ~300 ms of the trailing silence: Whisper clips word endings without it.
+            trim = max(0, self._silence - 10)
+            kept = self._speech[: len(self._speech) - trim] if trim else self._speech
         audio = np.concatenate(kept)
-        self._speech, self._silence = [], 0
+        start = self._start
+        self._speech, self._silence, self._paused_at = [], 0, 0
         self.active = False
-        return VadEvent("stopped", self.position_ms + int(WINDOW_MS), audio, forced)
+        return VadEvent("stopped", self.position_ms + int(WINDOW_MS), audio, forced, start)

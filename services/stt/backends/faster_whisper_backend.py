@@ -23,6 +23,42 @@ log = logging.getLogger("stt.faster_whisper")
 
 # faster-whisper's own schedule: retry hotter when a decode looks like a loop or gibberish.
 _FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+_FRAMES_PER_S = 100  # Whisper's mel frames: 10 ms hop
+_WINDOW_FRAMES = 3000  # Whisper's fixed 30 s encoder window
+
+
+def fitted_model_class(pad_s: float) -> type[Any]:
+    """A WhisperModel whose encoder sees the audio plus `pad_s` of padding, not always 30 s.
+
+    Whisper pads every window to 30 s and the encoder's cost is the window's, so a 2 s
+    question pays for 30 s. CTranslate2 encodes shorter inputs and the decoder attends to what
+    is there. Too little padding makes the decoder repeat the question (seen at 3 s); with 5 s,
+    WER on the 160 eval clips stayed within run-to-run noise of the full window's and the
+    median transcription was 7× faster (docs/quality.md, "Encoder window"). The padding
+    faster-whisper adds is all-zero mel columns (real audio's normalised log-mel never is):
+    they are cut.
+    """
+    from faster_whisper import WhisperModel
+
+    keep_pad = round(pad_s * _FRAMES_PER_S)
+
+    class FittedWhisperModel(WhisperModel):  # type: ignore[misc]
+        def encode(self, features: np.ndarray) -> Any:
+            if features.ndim == 2:
+                features = features[None]
+            used = np.flatnonzero(np.any(features[0] != 0, axis=0))
+            if len(used) == 0 or int(used[-1]) + 1 >= features.shape[-1]:
+                return super().encode(features)  # no padding to cut (a full 30 s window)
+            end = int(used[-1]) + 1
+            keep = min(features.shape[-1], end + keep_pad)
+            keep += keep % 2  # the encoder's stride-2 convolution wants an even length
+            fitted = np.array(features[..., :keep])
+            # Pad as Whisper was trained: its log-mel of digital silence, clamped 8 (log10)
+            # below the clip's peak, is the peak − 2 once normalised; faster-whisper's 0 is not.
+            fitted[..., end:] = features[..., :end].max() - 2.0
+            return super().encode(fitted)
+
+    return FittedWhisperModel
 
 
 def resolve_device(device: str, compute_type: str) -> tuple[str, str]:
@@ -79,8 +115,10 @@ class FasterWhisperEngine:
                     "(no model.bin there)"
                 )
             ref = str(path)
+        fitted = settings.encoder_pad_s * _FRAMES_PER_S < _WINDOW_FRAMES
+        model_class = fitted_model_class(settings.encoder_pad_s) if fitted else WhisperModel
         try:
-            model = WhisperModel(
+            model = model_class(
                 ref,
                 device=device,
                 compute_type=compute_type,
