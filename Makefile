@@ -15,7 +15,7 @@ EXTRAS := stt,tts,bark,llm,denoise,rnnoise,guardrails,orchestrator,ui,discord,of
 APT_PACKAGES := redis-server prometheus chromium espeak-ng sox ffmpeg
 
 .DEFAULT_GOAL := help
-.PHONY: eval-guardrails guard-classifier help setup system-deps install models run demo up down logs health test test-fast lint format bench eval compose-check clean env docker-engine base-image wheels models-docker compose-build compose-up compose-down compose-test stack-config stack-up stack-down swarm-test
+.PHONY: eval-guardrails guard-classifier help setup system-deps install models run demo up down logs health test test-fast lint format bench eval stt-sweep compose-check clean env docker-engine base-image wheels models-docker compose-build compose-up compose-down compose-test stack-config stack-up stack-down swarm-test
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -139,8 +139,12 @@ bench: ## Run every benchmark and write docs/benchmarks.md
 
 # EVAL_ARGS="--per-cell 4" runs a smaller grid; docs/quality.md says how long the full one takes.
 EVAL_ARGS ?=
+SWEEP_ARGS ?=
 eval: ## Spoken question → spoken answer quality on the local mesh; writes docs/quality.md
 	$(PYTHON) -m scripts.quality.run_eval --label eval $(EVAL_ARGS)
+
+stt-sweep: ## STT alone in noise: WER + STT time per SNR × noise for beam, prompt, denoise -> eval/stt-sweep/
+	$(PYTHON) -m scripts.quality.stt_sweep --label noise --per-cell 8 $(SWEEP_ARGS)
 
 clean: ## Remove caches and test artifacts
 	rm -rf .pytest_cache .mypy_cache .ruff_cache artifacts .models-docker

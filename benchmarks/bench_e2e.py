@@ -50,7 +50,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.run_local import STAGE_SERVICES, Mesh, parse_env_file  # noqa: E402
-from testkit.helpers import add_noise, echo_llm_app, run_server, synth_speech, wav_bytes  # noqa: E402
+from testkit.helpers import (  # noqa: E402
+    add_noise,
+    echo_llm_app,
+    run_server,
+    synth_speech,
+    wav_bytes,
+    with_pauses,
+)
 from testkit.mesh import local_mesh  # noqa: E402
 
 API_KEY = "bench-e2e-key"
@@ -678,7 +685,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     clean, rate = synth_speech(QUESTION)
     res["question_s"] = len(clean) / rate
-    wav = wav_bytes(add_noise(clean, snr_db=10, seed=3), rate)
+    # Pauses around the question, as a microphone records: the denoise gate measures the noise
+    # there (a clip cut tight around the words would skip the denoise stage).
+    wav = wav_bytes(add_noise(with_pauses(clean, rate), snr_db=10, seed=3), rate)
     with (
         tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp,
         run_server(echo_llm_app(history=False), ready_path="/docs") as echo,

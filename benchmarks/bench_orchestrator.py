@@ -304,6 +304,8 @@ def main() -> None:
                 "ORCH_LLM_CLIENT": client,
                 # Every failover run must pay the refused connection, not skip it.
                 "ORCH_BREAKER_FAILURES": "1000000000",
+                # The fakes' audio is a tone (no SNR estimate): keep the denoise call measured.
+                "ORCH_DENOISE_MIN_SNR_DB": "",
             }
             pids[client] = spawn(["services.orchestrator"], f"http://127.0.0.1:{port}", orch_env)
         base = f"http://127.0.0.1:{orch_ports['http']}"

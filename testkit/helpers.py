@@ -203,6 +203,17 @@ def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
     return encode_wav(samples, rate)
 
 
+def with_pauses(samples: np.ndarray, rate: int, seconds: float = 0.5) -> np.ndarray:
+    """Silence before and after the speech, as a microphone records around a question.
+
+    The orchestrator's denoise gate estimates the SNR from the audio without speech: a clip
+    cut tight around the words has none, and goes to stt without denoising.
+    """
+    pad = np.zeros(int(rate * seconds), np.float32)
+    out: np.ndarray = np.concatenate([pad, samples.astype(np.float32), pad])
+    return out
+
+
 def add_noise(clean: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
     """Add seeded white noise at the given SNR."""
     rng = np.random.default_rng(seed)

@@ -122,6 +122,9 @@ def orchestrator(path: Path, resolver: Resolver | None = None, **settings: Any) 
         "redis_url": "",
         "enable_preprocessing": True,
         "enable_guardrails": True,
+        # The fakes' test audio is a tone, not speech: the SNR gate would skip every denoise
+        # stage. tests/orchestrator/test_denoise_gate.py switches it on with real speech.
+        "denoise_min_snr_db": None,
     }
     defaults.update(settings)
     with run_server(build_app(Settings(**defaults), resolver=resolver)) as base:

@@ -78,6 +78,21 @@ per-cell rates as ±1 question = ±50 %, its per-SNR rates as ±12.5 %).
   URL) 3–34 words. Blocked turns are not counted.
 - *Latency*: client wall time of `POST /v1/voice` (JSON with base64 reply WAV), p50 / p95.
 
+**STT-only sweep** (`make stt-sweep` = `python -m scripts.quality.stt_sweep --label noise
+--per-cell 8`; `scripts/quality/stt_sweep.py`): recognition alone, no LLM or TTS. Over the same
+clips it runs the real stt app (faster-whisper, `.models/whisper-base` int8, one app per beam
+size) and the real preprocessor app (DeepFilterNet3, the offline profile's default) in-process
+through their HTTP APIs. Each clip is denoised once; then every configuration — beam 5 or 1,
+no prompt or the neutral `prompt` "A spoken question to a voice assistant.", raw or denoised
+audio — transcribes it, in an order that rotates clip by clip (load swings on the shared box
+hit every configuration alike); clips run in a seeded shuffled order. It reports corpus WER per
+SNR level and per SNR × noise type, clip-by-clip wins/losses between settings, STT time per
+clip (the service's `X-Processing-Ms`: median, p95), the SNR estimate of each raw clip
+(`services/kit/snr.py`: Silero VAD speech windows against non-speech windows) against the
+SNR it was made at, and the WER an SNR gate on the denoiser would have given (computed from
+the same transcripts). One JSON line per clip in `eval/stt-sweep/<label>.jsonl`;
+`--summarise FILE` prints the tables again.
+
 **In CI**: `tests/e2e/test_quality_slice.py` (slow-marked, on the e2e mesh) speaks 11 fixed
 clips (clean, 20, 10, 5 dB; white, babble, reverb; all four voices) through `/v1/voice` and
 fails on more than one degenerate reply, WER over 0.15 (clean + 20 dB) or 0.30 (10 dB)

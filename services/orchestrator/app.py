@@ -117,6 +117,7 @@ def build_app(settings: Settings | None = None, resolver: Resolver | None = None
             settings.max_tool_rounds,
             # ORCH_CANARY_KEY when set, else a random key for this process's life.
             settings.canary_key.get_secret_value().encode() or secrets.token_bytes(32),
+            denoise_min_snr_db=settings.denoise_min_snr_db,
         )
         if settings.reload_poll_s > 0:
             watcher = asyncio.create_task(manager.watch(settings.reload_poll_s))

@@ -127,6 +127,8 @@ class StageKit:
     max_tool_rounds: int = 3
     # Key of the session canaries (ORCH_CANARY_KEY; random per process when not set).
     canary_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    # The denoise stage runs only on audio with at least this estimated SNR (None: always).
+    denoise_min_snr_db: float | None = None
 
     def canary(self, store_key: str) -> str:
         """The prompt canary of one session: an HMAC of its key, unguessable without the key.

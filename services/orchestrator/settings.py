@@ -12,6 +12,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     SecretStr,
+    field_validator,
 )
 from pydantic_settings import SettingsConfigDict
 
@@ -34,6 +35,11 @@ class Settings(ServiceSettings, WyomingSettings):
         True, validation_alias=AliasChoices("ENABLE_PREPROCESSING", "ORCH_ENABLE_PREPROCESSING")
     )
     """Keep `denoise` stages; false drops them from every pipeline."""
+    denoise_min_snr_db: float | None = -10.0
+    """Denoise only audio whose SNR can be estimated (Silero speech vs non-speech windows) and is
+    at least this many dB; otherwise (no estimate: babble heard as speech throughout, or no
+    pause to measure the noise in) stt gets the raw audio. -10 = every clip with an estimate
+    (the STT sweep found no SNR where denoising measurable noise hurt). Unset = always denoise."""
     enable_guardrails: bool = Field(
         True, validation_alias=AliasChoices("ENABLE_GUARDRAILS", "ORCH_ENABLE_GUARDRAILS")
     )
@@ -152,3 +158,9 @@ class Settings(ServiceSettings, WyomingSettings):
     """Denoised input kept per session for its utterances (older spans fall back to the stage)."""
     realtime_denoise_wait_s: PositiveFloat = 0.5
     """Longest a turn waits for its streamed span before it uses the denoise stage instead."""
+
+    @field_validator("denoise_min_snr_db", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # ORCH_DENOISE_MIN_SNR_DB= (empty) switches the gate off, as documented.
+        return None if isinstance(value, str) and not value.strip() else value

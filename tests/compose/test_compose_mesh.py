@@ -19,7 +19,7 @@ import pytest
 
 from services.kit.audio import decode_audio
 from testkit.docker import PROJECT, ComposeMesh, run
-from testkit.helpers import synth_speech, wav_bytes, wer
+from testkit.helpers import synth_speech, wav_bytes, wer, with_pauses
 
 pytestmark = [pytest.mark.compose, pytest.mark.slow]
 
@@ -115,7 +115,8 @@ def test_spoken_question_through_v1_voice(compose_mesh: ComposeMesh):
         start = time.monotonic()
         r = client.post(
             "/v1/voice",
-            files={"file": ("q.wav", wav_bytes(clean, rate), "audio/wav")},
+            # Pauses around the question: the denoise gate measures the noise in them.
+            files={"file": ("q.wav", wav_bytes(with_pauses(clean, rate), rate), "audio/wav")},
             data={"session_id": "compose-voice"},
         )
         compose_mesh.timings["voice_turn_s"] = round(time.monotonic() - start, 2)

@@ -13,7 +13,7 @@ import yaml
 
 from services.kit.audio import decode_audio
 from testkit.e2e import ADMIN_KEY, QUESTION, cer, stt_text
-from testkit.helpers import add_noise, synth_speech, wav_bytes, wer
+from testkit.helpers import add_noise, synth_speech, wav_bytes, wer, with_pauses
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,8 @@ def _use_pipeline(orch: httpx.Client, path: Path, echo_url: str, active: str) ->
 
 def test_voice_turn_end_to_end(mesh, orch):
     clean, rate = synth_speech(QUESTION)
-    noisy = add_noise(clean, snr_db=10, seed=3)
+    # Pauses around the question (the denoise gate measures the noise in them), then noise.
+    noisy = add_noise(with_pauses(clean, rate), snr_db=10, seed=3)
     r = orch.post(
         "/v1/voice",
         files={"file": ("q.wav", wav_bytes(noisy, rate), "audio/wav")},

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from services.kit import ApiError
 from services.orchestrator.config import EffectiveStage, ProviderConfig
+from services.orchestrator.executor import StageRecord
 from services.orchestrator.run import Run, stage_options
+
+
+def estimate_snr(wav: bytes) -> float | None:
+    """The clip's SNR estimate in dB (Silero speech vs non-speech windows), None when unknown."""
+    from services.kit.audio import decode_audio
+    from services.kit.snr import RATE, estimate_snr_db
+    from services.kit.vad import SileroDetector
+
+    return estimate_snr_db(decode_audio(wav, RATE).samples, SileroDetector())
 
 
 class _AudioStage:
@@ -14,16 +26,37 @@ class _AudioStage:
 
 
 class Denoise(_AudioStage):
-    """`denoise`: cleaned audio; an optional one that fails passes the raw audio on."""
+    """`denoise`: cleaned audio; an optional one that fails passes the raw audio on.
+
+    With ORCH_DENOISE_MIN_SNR_DB set, audio whose SNR cannot be estimated (babble) or is
+    below it skips the preprocessor: Whisper hears raw babble better than DeepFilterNet3's
+    output of it (docs/quality.md, the STT sweep).
+    """
 
     async def handle(self, run: Run, stage: EffectiveStage) -> None:
         """POST the audio to the preprocessor; keep its WAV for the next stage."""
         audio = run.wav()
+        floor = run.kit.denoise_min_snr_db
+        snr: float | None = None
+        if floor is not None:
+            # Silero over the whole clip is CPU work: off the event loop.
+            snr = await asyncio.to_thread(estimate_snr, audio)
+            if snr is None or snr < floor:
+                why = (
+                    "no SNR estimate (no noise-only audio)"
+                    if snr is None
+                    else f"estimated SNR {snr:.1f} dB, below ORCH_DENOISE_MIN_SNR_DB {floor:g}"
+                )
+                note = f"{why}: raw audio to stt"
+                run.result.records.append(StageRecord(stage.stage, status="skipped", note=note))
+                return
 
         async def call(_: str, prov: ProviderConfig, timeout_s: float) -> bytes:
             return await run.kit.client.denoise(prov, audio, timeout_s)
 
         out = await run.execute(stage, call)
+        if snr is not None:
+            run.result.records[-1].note = f"estimated SNR {snr:.1f} dB"
         if out is not None:
             run.audio = out
 
