@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from testkit.fakes.stages import Knobs, fake_stage_app
-from testkit.helpers import run_server
+from testkit.helpers import run_server, synth_speech
 from testkit.orchestrator import Fake
+from testkit.realtime import SPEECH_RATE
 
 
 @pytest.fixture(scope="module")
@@ -29,3 +31,10 @@ def _reset_fakes(request: pytest.FixtureRequest) -> None:
     if "fakes" in request.fixturenames:
         for fake in request.getfixturevalue("fakes").values():
             fake.knobs.reset()
+
+
+@pytest.fixture(scope="module")
+def question() -> np.ndarray:
+    """A spoken question at 24 kHz (Piper, PyPI voice), for the realtime tests."""
+    audio, _ = synth_speech("What is the weather like in Paris today?", SPEECH_RATE)
+    return audio

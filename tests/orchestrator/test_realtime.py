@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from services.kit.audio import decode_audio
-from testkit.helpers import synth_speech, wav_bytes
+from testkit.helpers import wav_bytes
 from testkit.orchestrator import Fake, all_urls, config_doc, orchestrator, write_config
 from testkit.realtime import (
     SPEECH_RATE,
@@ -30,13 +30,6 @@ from testkit.realtime import (
     text_turn_start,
     until,
 )
-
-
-@pytest.fixture(scope="module")
-def question() -> np.ndarray:
-    """A spoken question at 24 kHz (Piper, PyPI voice)."""
-    audio, _ = synth_speech("What is the weather like in Paris today?", SPEECH_RATE)
-    return audio
 
 
 @pytest.fixture(scope="module")

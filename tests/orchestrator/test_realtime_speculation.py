@@ -13,18 +13,10 @@ import pytest
 
 from services.kit.vad import EnergyDetector
 from services.orchestrator.realtime.vad import IN_WINDOW, TurnDetector, VadEvent
-from testkit.helpers import synth_speech
 from testkit.orchestrator import Fake, all_urls, config_doc, orchestrator, write_config
 from testkit.realtime import SPEECH_RATE, TIMEOUT, connect, run, say, silence, until
 
 SILENCE_MS = 800  # the turn's full silence: long, so the pause (200 ms) is far from the stop
-
-
-@pytest.fixture(scope="module")
-def question() -> np.ndarray:
-    """A spoken question at 24 kHz (Piper, PyPI voice)."""
-    audio, _ = synth_speech("What is the weather like in Paris today?", SPEECH_RATE)
-    return audio
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +66,14 @@ async def _quiet(conn: Any, seconds: float) -> list[Any]:
     return got
 
 
+async def _speak_then_pause(conn: Any, question: np.ndarray, seen: list[Any]) -> None:
+    """Open the turn: the question, then a silence past the pause but short of the stop."""
+    await until(conn, "session.created")
+    await _long_silence(conn)
+    await say(conn, np.concatenate([silence(0.3), question, silence(0.45)]))
+    await until(conn, "input_audio_buffer.speech_started", seen)
+
+
 def _calls(fake: Fake, endpoint: str) -> list[dict[str, Any]]:
     return [r for r in fake.knobs.requests if r["endpoint"] == endpoint]
 
@@ -87,11 +87,8 @@ def test_turn_starts_at_the_pause_and_shows_after_the_stop(
 
     async def body() -> list[Any]:
         async with connect(rt) as conn:
-            await until(conn, "session.created")
-            await _long_silence(conn)
             seen: list[Any] = []
-            await say(conn, np.concatenate([silence(0.3), question, silence(0.45)]))
-            await until(conn, "input_audio_buffer.speech_started", seen)
+            await _speak_then_pause(conn, question, seen)
             # Within the silence, before the stop: the turn is already under way ...
             await _polled(lambda: len(_calls(primary, "tts")) >= 1)
             assert len(_calls(primary, "stt")) == 1
@@ -136,11 +133,8 @@ def test_speech_resuming_drops_the_started_turn(
 
     async def body() -> list[Any]:
         async with connect(rt) as conn:
-            await until(conn, "session.created")
-            await _long_silence(conn)
             seen: list[Any] = []
-            await say(conn, np.concatenate([silence(0.3), question, silence(0.45)]))
-            await until(conn, "input_audio_buffer.speech_started", seen)
+            await _speak_then_pause(conn, question, seen)
             await _polled(lambda: len(_calls(primary, "llm")) >= 1)
             await say(conn, np.concatenate([question, silence(1.2)]))
             await until(conn, "response.done", seen)
