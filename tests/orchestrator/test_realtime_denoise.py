@@ -75,6 +75,7 @@ def mesh(
     delay: int,
     token: str = "",
     speculate_ms: int = 200,
+    gate_db: float | None = None,
     **pre: Any,
 ) -> Iterator[Mesh]:
     """A preprocessor (MarkedEngine with `delay`, mesh `token`) and an orchestrator using it."""
@@ -84,7 +85,11 @@ def mesh(
         doc = config_doc(all_urls(fakes, denoise=pre_url))
         doc["providers"]["denoise"]["api_key"] = token
         path = write_config(tmp / "p.yaml", doc)
-        settings = {"realtime_denoise_wait_s": 3.0, "realtime_speculate_ms": speculate_ms}
+        settings = {
+            "realtime_denoise_wait_s": 3.0,
+            "realtime_speculate_ms": speculate_ms,
+            "denoise_min_snr_db": gate_db,
+        }
         with orchestrator(path, **settings) as base:
             yield Mesh(base, pre_url, engine)
 
@@ -288,3 +293,21 @@ def test_stream_off_without_a_provider_or_when_behind() -> None:
             await stream.close()
 
     run(body)
+
+
+def test_the_snr_gate_applies_to_streamed_turns(
+    tmp_path: Path, fakes: dict[str, Fake], question: np.ndarray
+) -> None:
+    """Under ORCH_DENOISE_MIN_SNR_DB the STT hears the raw span, as a /v1/voice turn would."""
+    # Digital silence around the speech: an SNR far above any real floor, so 200 dB gates it.
+    with mesh(tmp_path, fakes, 1000, speculate_ms=0, gate_db=200.0) as m:
+        start = run(lambda: vad_turn(m, question))
+        got = stt_samples(fakes)
+        assert_close(got, question[start : start + len(got)])  # raw: no mark on it
+        assert m.pre_metric("denoise_audio_seconds_total", endpoint="denoise") == 0
+        skipped = _sample(
+            metrics(m.base),
+            "orchestrator_stage_requests_total",
+            {"stage": "denoise", "outcome": "streamed"},
+        )
+        assert skipped == 0

@@ -19,6 +19,21 @@ def estimate_snr(wav: bytes) -> float | None:
     return estimate_snr_db(decode_audio(wav, RATE).samples, SileroDetector())
 
 
+async def denoise_gate(floor: float | None, wav: bytes) -> tuple[float | None, str | None]:
+    """(SNR estimate, why the preprocessor is skipped — None: denoise) under the SNR floor."""
+    if floor is None:
+        return None, None
+    # Silero over the whole clip is CPU work: off the event loop.
+    snr = await asyncio.to_thread(estimate_snr, wav)
+    if snr is None:
+        return None, "no SNR estimate (no noise-only audio): raw audio to stt"
+    if snr < floor:
+        return snr, (
+            f"estimated SNR {snr:.1f} dB, below ORCH_DENOISE_MIN_SNR_DB {floor:g}: raw audio to stt"
+        )
+    return snr, None
+
+
 class _AudioStage:
     def skip(self, run: Run) -> str | None:
         """Audio stages have nothing to do for a text request."""
@@ -36,20 +51,10 @@ class Denoise(_AudioStage):
     async def handle(self, run: Run, stage: EffectiveStage) -> None:
         """POST the audio to the preprocessor; keep its WAV for the next stage."""
         audio = run.wav()
-        floor = run.kit.denoise_min_snr_db
-        snr: float | None = None
-        if floor is not None:
-            # Silero over the whole clip is CPU work: off the event loop.
-            snr = await asyncio.to_thread(estimate_snr, audio)
-            if snr is None or snr < floor:
-                why = (
-                    "no SNR estimate (no noise-only audio)"
-                    if snr is None
-                    else f"estimated SNR {snr:.1f} dB, below ORCH_DENOISE_MIN_SNR_DB {floor:g}"
-                )
-                note = f"{why}: raw audio to stt"
-                run.result.records.append(StageRecord(stage.stage, status="skipped", note=note))
-                return
+        snr, skip = await denoise_gate(run.kit.denoise_min_snr_db, audio)
+        if skip is not None:
+            run.result.records.append(StageRecord(stage.stage, status="skipped", note=skip))
+            return
 
         async def call(_: str, prov: ProviderConfig, timeout_s: float) -> bytes:
             return await run.kit.client.denoise(prov, audio, timeout_s)

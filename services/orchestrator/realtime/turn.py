@@ -25,6 +25,7 @@ from services.orchestrator.config import EffectiveStage, ProviderConfig
 from services.orchestrator.conversation import Answer, build_messages
 from services.orchestrator.executor import StageRecord, classify
 from services.orchestrator.handlers import HANDLERS
+from services.orchestrator.handlers.audio import denoise_gate
 from services.orchestrator.history import Turn
 from services.orchestrator.pipeline import Runner, stage_errors
 from services.orchestrator.realtime.protocol import PCM_RATE
@@ -120,7 +121,12 @@ class StreamingTurn:
         denoise = self._stage("denoise")
         # A reloaded config may have dropped the stage since the stream opened: then raw audio.
         use_stream = denoised is not None and denoise is not None
-        audio = denoised if use_stream and denoised is not None else samples
+        skip: str | None = None
+        if use_stream:
+            # The same SNR gate as the denoise stage's (which the POST path goes through).
+            floor = self.runner.kit.denoise_min_snr_db
+            _, skip = await denoise_gate(floor, encode_wav(samples, PCM_RATE))
+        audio = denoised if use_stream and skip is None and denoised is not None else samples
         run = self._run(audio=encode_wav(audio, PCM_RATE))
         stt = self._stage("stt")
         if stt is None:
@@ -128,7 +134,9 @@ class StreamingTurn:
                 400, f"pipeline '{run.pipe.name}' has no stt stage", code="pipeline_takes_text"
             )
         with stage_errors():
-            if use_stream:
+            if skip is not None:
+                self.records.append(StageRecord("denoise", status="skipped", note=skip))
+            elif use_stream:
                 record = streamed or StageRecord("denoise", note="streamed")
                 self.records.append(record)
                 # Counted with the stage calls: outcome `streamed`, the time the turn waited.
