@@ -6,9 +6,15 @@ built on the SDK parse every event sent here into its typed model.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+
+from services.kit.audio import from_pcm16
 
 PCM_RATE = 24_000  # the API's only PCM rate, both directions
 PCM_FORMAT: dict[str, Any] = {"type": "audio/pcm", "rate": PCM_RATE}
@@ -305,3 +311,59 @@ def assistant_item(item_id: str, text: str, status: str, *, audio: bool) -> dict
     """An assistant message item with its transcript (audio) or text."""
     kind = "output_audio" if audio else "output_text"
     return _message(item_id, "assistant", status, kind, text)
+
+
+def decode_append(raw: Any, limit: int) -> np.ndarray:
+    """The samples of an `input_audio_buffer.append` (base64 PCM16, at most `limit` bytes)."""
+    if not isinstance(raw, str):
+        raise ClientEventError("invalid_value", "audio must be a base64 string", "audio")
+    too_large = ClientEventError(
+        "audio_too_large", f"one append may carry at most {limit} bytes of audio", "audio"
+    )
+    if len(raw) > (limit + 2) // 3 * 4:  # checked before decoding anything
+        raise too_large
+    try:
+        pcm = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ClientEventError("invalid_audio", "audio is not valid base64", "audio") from exc
+    if len(pcm) > limit:
+        raise too_large
+    if len(pcm) % 2:
+        raise ClientEventError(
+            "invalid_audio", "audio/pcm is 16-bit: an even number of bytes", "audio"
+        )
+    return from_pcm16(pcm)
+
+
+def parse_user_text_item(item: Any, max_chars: int) -> tuple[str, str]:
+    """(item id, text) of a `conversation.item.create` user message of input_text parts."""
+    if not isinstance(item, dict) or item.get("type", "message") != "message":
+        raise ClientEventError("invalid_value", "item must be a message object", "item")
+    if item.get("role") != "user":
+        raise ClientEventError(
+            "unsupported_item",
+            "only user messages can be added (the assistant's turns come from responses)",
+            "item.role",
+        )
+    parts = item.get("content")
+    if not isinstance(parts, list) or not parts:
+        raise ClientEventError("invalid_value", "item.content must be a list", "item.content")
+    texts = []
+    for part in parts:
+        if not isinstance(part, dict) or part.get("type") != "input_text":
+            raise ClientEventError(
+                "unsupported_content",
+                "only input_text content is supported in conversation.item.create",
+                "item.content",
+            )
+        if not isinstance(part.get("text"), str):
+            raise ClientEventError("invalid_value", "input_text needs text", "item.content")
+        texts.append(part["text"])
+    text = " ".join(texts).strip()
+    if not text or len(text) > max_chars:
+        raise ClientEventError(
+            "invalid_value", f"text must hold 1-{max_chars} characters", "item.content"
+        )
+    raw_id = item.get("id")
+    item_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= 64 else new_id("item")
+    return item_id, text

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import contextvars
 import json
@@ -35,7 +34,7 @@ from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from services.kit import ApiError
-from services.kit.audio import from_pcm16, to_pcm16
+from services.kit.audio import to_pcm16
 from services.kit.vad import SpeechDetector
 from services.orchestrator.history import Turn
 from services.orchestrator.metrics import OrchestratorMetrics
@@ -50,9 +49,11 @@ from services.orchestrator.realtime.protocol import (
     ClientEventError,
     SessionConfig,
     apply_update,
+    decode_append,
     error_event,
     event,
     new_id,
+    parse_user_text_item,
     response_object,
     user_item,
 )
@@ -340,30 +341,8 @@ class RealtimeSession:
             self.buffer, self.buffered = [], 0
         self.emit(event("session.updated", session=self.config.as_dict()))
 
-    def _decode_append(self, data: dict[str, Any]) -> np.ndarray:
-        raw = data.get("audio")
-        if not isinstance(raw, str):
-            raise ClientEventError("invalid_value", "audio must be a base64 string", "audio")
-        limit = self.settings.realtime_max_append_bytes
-        too_large = ClientEventError(
-            "audio_too_large", f"one append may carry at most {limit} bytes of audio", "audio"
-        )
-        if len(raw) > (limit + 2) // 3 * 4:  # checked before decoding anything
-            raise too_large
-        try:
-            pcm = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ClientEventError("invalid_audio", "audio is not valid base64", "audio") from exc
-        if len(pcm) > limit:
-            raise too_large
-        if len(pcm) % 2:
-            raise ClientEventError(
-                "invalid_audio", "audio/pcm is 16-bit: an even number of bytes", "audio"
-            )
-        return from_pcm16(pcm)
-
     async def _append(self, data: dict[str, Any]) -> None:
-        samples = self._decode_append(data)
+        samples = decode_append(data.get("audio"), self.settings.realtime_max_append_bytes)
         if len(samples) == 0:
             return
         if self.vad is None:
@@ -579,39 +558,8 @@ class RealtimeSession:
     # ---- conversation items ---------------------------------------------------------------
 
     async def _item_create(self, data: dict[str, Any]) -> None:
-        item = data.get("item")
-        if not isinstance(item, dict) or item.get("type", "message") != "message":
-            raise ClientEventError("invalid_value", "item must be a message object", "item")
-        if item.get("role") != "user":
-            raise ClientEventError(
-                "unsupported_item",
-                "only user messages can be added (the assistant's turns come from responses)",
-                "item.role",
-            )
-        parts = item.get("content")
-        if not isinstance(parts, list) or not parts:
-            raise ClientEventError("invalid_value", "item.content must be a list", "item.content")
-        texts = []
-        for part in parts:
-            if not isinstance(part, dict) or part.get("type") != "input_text":
-                raise ClientEventError(
-                    "unsupported_content",
-                    "only input_text content is supported in conversation.item.create",
-                    "item.content",
-                )
-            if not isinstance(part.get("text"), str):
-                raise ClientEventError("invalid_value", "input_text needs text", "item.content")
-            texts.append(part["text"])
-        text = " ".join(texts).strip()
-        if not text or len(text) > self.settings.max_text_chars:
-            raise ClientEventError(
-                "invalid_value",
-                f"text must hold 1-{self.settings.max_text_chars} characters",
-                "item.content",
-            )
+        item_id, text = parse_user_text_item(data.get("item"), self.settings.max_text_chars)
         self._drop_spec()  # the user's turn now holds this text too: start it again at the stop
-        raw_id = item.get("id")
-        item_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= 64 else new_id("item")
         previous, self.last_item = self.last_item, item_id
         full = user_item(item_id, text, audio=False)
         # Ordered after any transcription still running, as the conversation is.
