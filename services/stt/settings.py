@@ -46,7 +46,8 @@ class Settings(ServiceSettings, WyomingSettings):
     """Beam width for decoding."""
     encoder_pad_s: float = Field(5.0, ge=0.0, le=30.0)
     """Padding after the audio that Whisper's encoder sees (its cost grows with it); 30 = Whisper's
-    fixed 30 s window for every clip. At 3 s the decoder sometimes repeats the question."""
+    fixed 30 s window for every clip. Less padding is faster; 3 s made the decoder repeat questions
+    before the padding was filled with silence (docs/services/stt.md, "Encoder window")."""
     vad_filter: bool = False
     """Drop non-speech with faster-whisper's bundled Silero VAD before decoding."""
     language: str | None = None
