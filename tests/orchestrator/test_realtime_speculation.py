@@ -33,6 +33,7 @@ def _knobs_restored(fakes: dict[str, Fake]) -> Iterator[None]:
     for fake in fakes.values():
         fake.knobs.reply = None
         fake.knobs.token_delay_s = 0.0
+        fake.knobs.latency_s = 0.0
 
 
 async def _long_silence(conn: Any) -> None:
@@ -166,6 +167,33 @@ def test_speech_resuming_drops_the_started_turn(
     assert [role for role, _ in history] == ["user", "assistant", "user"]
     assert history[0][1] == "what is the weather like"
     assert history[2] == ("user", "thanks")
+
+
+def test_speech_resuming_while_whisper_runs_leaves_no_text_behind(
+    rt: str, fakes: dict[str, Fake], question: np.ndarray
+) -> None:
+    """Dropped during the early transcription: the user's turn holds its text once."""
+    primary = fakes["primary"]
+    primary.knobs.latency_s = 0.8  # the early STT call is still running at the resume
+
+    async def body() -> None:
+        async with connect(rt) as conn:
+            seen: list[Any] = []
+            await _speak_then_pause(conn, question, seen)
+            # The pause came with the audio just sent: the early STT call has begun (the fake
+            # records a call once its latency has passed) and is still running.
+            await asyncio.sleep(0.3)
+            assert _calls(primary, "stt") == []
+            await say(conn, np.concatenate([question, silence(1.2)]))
+            await until(conn, "response.done", seen)
+            kinds = [e.type for e in seen]
+            assert kinds.count("conversation.item.input_audio_transcription.completed") == 1
+
+    run(body)
+    assert len(_calls(primary, "stt")) == 2  # the early one, then the whole utterance
+    llm = _calls(primary, "llm")
+    assert len(llm) == 1  # the dropped turn never reached the LLM
+    assert llm[0]["messages"][-1]["content"] == "what is the weather like"
 
 
 def test_without_speculation_nothing_runs_before_the_stop(

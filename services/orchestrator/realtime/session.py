@@ -95,6 +95,12 @@ _SPEC: contextvars.ContextVar[Speculation | None] = contextvars.ContextVar(
 )
 
 
+def _dropped() -> bool:
+    """Whether the running code belongs to a speculative turn that was dropped."""
+    spec = _SPEC.get()
+    return spec is not None and spec.dropped
+
+
 @dataclass
 class SessionDeps:
     """What a session needs from the app."""
@@ -540,6 +546,8 @@ class RealtimeSession:
                 )
             )
             return
+        if _dropped():
+            return  # speech resumed while Whisper ran: the session's state is restored already
         text = text.strip()
         item = user_item(item_id, text, audio=True)
         self._turn_event(event("conversation.item.added", item=item, previous_item_id=previous))
@@ -663,6 +671,8 @@ class RealtimeSession:
             user_text = " ".join(self.pending_user)
             self.pending_user = []
             await self._remember()
+            if _dropped():
+                return  # speech resumed while the last exchange was written
             resp = ActiveResponse(
                 new_id("resp"),
                 new_id("item"),
@@ -696,8 +706,7 @@ class RealtimeSession:
                 error_event("internal_error", "the server failed", kind="server_error")
             )
         finally:
-            spec = _SPEC.get()
-            if spec is None or not spec.dropped:  # a dropped one was never shown: no trace
+            if not _dropped():  # a dropped one was never shown: no trace
                 self.active = None
                 self.remembered = resp
                 for build in resp.done_events():
